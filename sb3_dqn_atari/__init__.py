@@ -19,7 +19,7 @@ _EXPORTS = {
     "FrameReplayBuffer": "sb3_dqn_atari.replay",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["DeepMindRMSprop", "FrameReplayBuffer", "NatureAtariWrapper", "NatureDQN", "NipsCNN", "__version__"]
 
 if TYPE_CHECKING:
     from sb3_dqn_atari.dqn import NatureDQN

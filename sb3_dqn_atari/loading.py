@@ -72,7 +72,8 @@ def resolve_model(path: str | Path, env_id: str | None = None) -> ModelSource:
         zip_path = zips[0]
     else:
         zip_path = p
-    return ModelSource(zip_path=zip_path, env_id=found_env, run_dir=run_dir if found_env else None, hyperparams=hyperparams)
+    run_dir_found = run_dir if found_env else None
+    return ModelSource(zip_path=zip_path, env_id=found_env, run_dir=run_dir_found, hyperparams=hyperparams)
 
 
 def read_zip_data(zip_path: str | Path) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def algorithm_class(data: dict[str, Any]) -> type[BaseAlgorithm]:
         from stable_baselines3 import DQN
 
         return DQN
-    raise UserError(f"the zip's policy ({module or 'unknown'}) is not a DQN-family agent; only DQN / NatureDQN / QR-DQN")
+    raise UserError(f"the zip's policy ({module or 'unknown'}) is not DQN, NatureDQN or QR-DQN; pass one of those")
 
 
 def load_agent(path: str | Path, device: str = "auto", env_id: str | None = None) -> tuple[BaseAlgorithm, ModelSource]:
