@@ -1,0 +1,209 @@
+"""NatureDQN: SB3's DQN configured and minimally overridden to be DeepMind's 2015 agent.
+
+Mnih et al. 2015, "Human-level control through deep reinforcement learning", Nature 518, as the released
+Lua code (``dqn/NeuralQLearner.lua``, ``run_gpu``) applied it. Defaults (Extended Data Table 1):
+
+=========================  ==================  ===============================================
+hyperparameter             value               where it lives here
+=========================  ==================  ===============================================
+minibatch size             32                  ``batch_size``
+replay memory size         1,000,000           ``buffer_size`` (:class:`FrameReplayBuffer` for images)
+agent history length       4                   rl-zoo3 ``frame_stack: 4``
+target network update      10,000 agent steps  ``target_update_interval`` (see below)
+discount factor            0.99                ``gamma``
+action repeat              4                   :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`
+update frequency           4                   ``train_freq``, one ``gradient_steps`` each
+learning rate              0.00025             ``learning_rate``, constant
+gradient momentum          0.95                :class:`~sb3_dqn_atari.optim.DeepMindRMSprop` ``alpha``
+squared gradient momentum  0.95                same ``alpha`` (the Lua code uses one constant)
+min squared gradient       0.01                ``min_squared_gradient`` (see the loss scale below)
+initial / final ε          1.0 / 0.1           ``exploration_initial_eps`` / ``exploration_final_eps``
+final exploration frame    1,000,000           ``exploration_decay_steps``, counted from ``learning_starts``
+replay start size          50,000              ``learning_starts``
+no-op max                  30                  :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`
+=========================  ==================  ===============================================
+
+What is overridden, and why (everything else is SB3's DQN, reused as is):
+
+* **ε schedule** (:meth:`epsilon_at`): the Lua code's ``ep = 0.1 + 0.9 * max(0, 1e6 - max(0, step - 5e4)) / 1e6``,
+  counted in agent steps, instead of SB3's fraction of the total budget. The action taken at agent step ``t``
+  (0-based) uses ``epsilon_at(t)``.
+* **Target network**: the Lua code clones the network when ``numSteps % 10000 == 1`` *after* incrementing,
+  i.e. right after the update of step ``t`` with ``t % 10000 == 0``; SB3 copies in ``_on_step``, before that
+  step's update. We copy in :meth:`train`, after the update, whenever a multiple of
+  ``target_update_interval`` agent steps has been crossed since the previous update. (Table 1 says "every
+  10,000 updates"; the code does it every 10,000 agent steps = 2,500 updates. We follow the code.)
+* **Updates**: SB3's ``learning_starts=50_000``, ``train_freq=4`` already give the Lua's "update when
+  step > 50,000 and step % 4 == 0" with the same number of stored transitions; reused unchanged.
+* **Loss scale**: the Lua gradient is the *sum* over the batch of ``clip(δ, -1, 1)·∇Q``; SB3's ``train``
+  minimises the *mean* Huber loss (δ = 1), whose gradient is the same divided by ``B``. RMSProp is
+  invariant to that scale if its constant is scaled by ``1/B²``: the optimizer gets
+  ``eps = min_squared_gradient / batch_size**2`` (dqn_zoo does the same: ``0.01 / 32**2``), and SB3's
+  ``train`` is reused unchanged. ``max_grad_norm`` defaults to infinity: no gradient clipping.
+* **Greedy ties** are broken at random (:mod:`sb3_dqn_atari.policies`).
+
+Known difference from the Lua code: at a step ``t`` with an update, the Lua selects the action for ``t``
+*before* the update and SB3 after it, so acting uses weights one update fresher. The sequence of updates
+(when, on how many transitions, with which target) is the same.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from gymnasium import spaces
+from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.dqn.policies import DQNPolicy
+
+from sb3_dqn_atari.optim import DeepMindRMSprop
+from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+
+#: Extended Data Table 1, "min squared gradient" (for DeepMind's summed loss).
+MIN_SQUARED_GRADIENT = 0.01
+#: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
+RMSPROP_ALPHA = 0.95
+
+
+class NatureDQN(DQN):
+    """The Nature DQN (Mnih et al. 2015) with SB3's API: ``NatureDQN("CnnPolicy", env).learn(...)``.
+
+    Takes every argument of :class:`stable_baselines3.DQN` (so rl-zoo3 hyperparameters apply); the defaults
+    are the paper's. Extra arguments:
+
+    :param exploration_decay_steps: ε decays linearly from ``exploration_initial_eps`` to
+        ``exploration_final_eps`` over this many agent steps, starting at ``learning_starts``
+        (Table 1: 1,000,000). ``None`` uses SB3's ``exploration_fraction`` of the training budget instead.
+    :param min_squared_gradient: DeepMind RMSProp's constant for the *summed* loss (Table 1: 0.01); the
+        optimizer gets ``min_squared_gradient / batch_size**2`` because SB3's loss is the batch mean.
+        Ignored if ``policy_kwargs["optimizer_kwargs"]["eps"]`` is given.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[DQNPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 2.5e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 50_000,
+        batch_size: int = 32,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 4,
+        gradient_steps: int = 1,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        target_update_interval: int = 10_000,
+        exploration_fraction: float = 0.1,
+        exploration_initial_eps: float = 1.0,
+        exploration_final_eps: float = 0.1,
+        max_grad_norm: float = math.inf,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: Any = "auto",
+        _init_setup_model: bool = True,
+        exploration_decay_steps: int | None = 1_000_000,
+        min_squared_gradient: float = MIN_SQUARED_GRADIENT,
+    ) -> None:
+        policy_kwargs = dict(policy_kwargs or {})
+        policy_kwargs.setdefault("optimizer_class", DeepMindRMSprop)
+        if policy_kwargs["optimizer_class"] is DeepMindRMSprop:
+            optimizer_kwargs = dict(policy_kwargs.get("optimizer_kwargs") or {})
+            optimizer_kwargs.setdefault("alpha", RMSPROP_ALPHA)
+            optimizer_kwargs.setdefault("eps", min_squared_gradient / batch_size**2)
+            policy_kwargs["optimizer_kwargs"] = optimizer_kwargs
+        self.exploration_decay_steps = exploration_decay_steps
+        self.min_squared_gradient = min_squared_gradient
+        # num_timesteps at the previous call of train(), for the target-network phase.
+        self._last_train_timestep = 0
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            target_update_interval=target_update_interval,
+            exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps,
+            exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        if (
+            self.replay_buffer_class is None
+            and not self.optimize_memory_usage
+            and self.n_steps == 1
+            and isinstance(self.observation_space, spaces.Box)
+            and is_image_space(self.observation_space)
+        ):
+            from sb3_dqn_atari.replay import FrameReplayBuffer
+
+            self.replay_buffer_class = FrameReplayBuffer
+        super()._setup_model()
+        self.exploration_rate = self.epsilon_at(self.num_timesteps)
+
+    def epsilon_at(self, step: int) -> float:
+        """ε for the action at agent step ``step`` (0-based), as ``NeuralQLearner:eGreedy`` computes it.
+
+        ``ε = final + (initial − final) · max(0, decay − max(0, step − learning_starts)) / decay``:
+        1.0 up to step 50,000, then linear to 0.1 at step 1,050,000, then 0.1.
+        """
+        if self.exploration_decay_steps is None:
+            progress_remaining = 1.0 - step / max(self._total_timesteps, 1)
+            return float(self.exploration_schedule(progress_remaining))
+        decay = self.exploration_decay_steps
+        remaining = max(0, decay - max(0, step - self.learning_starts)) / decay
+        return self.exploration_final_eps + (self.exploration_initial_eps - self.exploration_final_eps) * remaining
+
+    def _on_step(self) -> None:
+        """After each vectorised env step: the ε of the next action. The target copy is in :meth:`train`."""
+        self._n_calls += 1
+        self.exploration_rate = self.epsilon_at(self.num_timesteps)
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's DQN update, then the target copy of every ``target_update_interval`` agent steps crossed.
+
+        A boundary crossed before ``learning_starts`` needs no copy: the network has not changed yet.
+        """
+        super().train(gradient_steps, batch_size)
+        previous = max(self._last_train_timestep, self.learning_starts)
+        if self.num_timesteps // self.target_update_interval > previous // self.target_update_interval:
+            polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self._last_train_timestep = self.num_timesteps

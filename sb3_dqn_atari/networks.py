@@ -1,0 +1,52 @@
+"""The DQN networks as SB3 features extractors.
+
+The 2015 (Nature) network is exactly SB3's :class:`stable_baselines3.common.torch_layers.NatureCNN`
+(conv 32 8x8/4, conv 64 4x4/2, conv 64 3x3/1, linear 512, ReLUs, no padding, PyTorch's default init,
+which draws U(±1/sqrt(fan_in)) like Torch7's), followed by the DQN head ``Linear(512, n_actions)``;
+``tests/test_networks.py`` proves it, so we reuse it. The 2013 (NIPS / arXiv:1312.5602) network is not
+in SB3: :class:`NipsCNN`.
+"""
+
+from __future__ import annotations
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+
+__all__ = ["NatureCNN", "NipsCNN"]
+
+
+class NipsCNN(BaseFeaturesExtractor):
+    """Mnih et al. 2013, "Playing Atari with Deep Reinforcement Learning", section 4.1: conv 16 8x8 stride 4
+    → ReLU → conv 32 4x4 stride 2 → ReLU → linear 256 → ReLU (the DQN head adds ``Linear(256, n_actions)``).
+
+    On the 84x84 input: 84 → 20 → 9, so the flattened size is 32·9·9 = 2592.
+
+    :param observation_space: channel-first image space (e.g. 4x84x84 uint8)
+    :param features_dim: hidden units of the fully connected layer (256)
+    :param normalized_image: whether the images are already in [0, 1] (SB3's flag)
+    """
+
+    def __init__(self, observation_space: spaces.Box, features_dim: int = 256, normalized_image: bool = False) -> None:
+        assert isinstance(observation_space, spaces.Box)
+        if not is_image_space(observation_space, check_channels=False, normalized_image=normalized_image):
+            raise ValueError(
+                f"NipsCNN needs a channel-first image observation space, got {observation_space}; "
+                "use MlpPolicy for vector observations"
+            )
+        super().__init__(observation_space, features_dim)
+        n_input_channels = observation_space.shape[0]
+        self.cnn = torch.nn.Sequential(
+            torch.nn.Conv2d(n_input_channels, 16, kernel_size=8, stride=4),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, kernel_size=4, stride=2),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flatten = self.cnn(torch.as_tensor(observation_space.sample()[None]).float()).shape[1]
+        self.linear = torch.nn.Sequential(torch.nn.Linear(n_flatten, features_dim), torch.nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.cnn(observations))

@@ -1,0 +1,30 @@
+"""Small, fast environments for tests that need many agent steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class RandomWalkEnv(gym.Env):
+    """A 4-d observation that drifts with the action; episodes end at random (about 1 in 50 steps)."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(-10.0, 10.0, (4,), np.float32)
+        self.action_space = spaces.Discrete(3)
+        self._state = np.zeros(4, np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._state = self.np_random.uniform(-1, 1, 4).astype(np.float32)
+        return self._state.copy(), {}
+
+    def step(self, action: int):
+        self._state = np.clip(self._state + 0.1 * (action - 1) + self.np_random.normal(0, 0.1, 4), -10, 10)
+        self._state = self._state.astype(np.float32)
+        reward = float(self._state[0] > 0)
+        terminated = bool(self.np_random.random() < 0.02)
+        return self._state.copy(), reward, terminated, False, {}
