@@ -65,7 +65,8 @@ def test_one_update_equals_the_summed_clipped_delta_rmsprop_step() -> None:
         return torch.relu(x.double() @ w1.T + b1) @ w2.T + b2
 
     q_sa = q(online, batch.observations).gather(1, batch.actions)
-    y = batch.rewards.double() + 0.99 * (1 - batch.dones.double()) * q(target, batch.next_observations).max(1, keepdim=True)[0]
+    next_max = q(target, batch.next_observations).max(1, keepdim=True)[0]
+    y = batch.rewards.double() + 0.99 * (1 - batch.dones.double()) * next_max
     delta = (y - q_sa).detach()
     clipped = delta.clamp(-1, 1)
     assert (delta.abs() > 1).any() and (delta.abs() < 1).any()

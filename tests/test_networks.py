@@ -27,7 +27,8 @@ def _n_params(module: torch.nn.Module) -> int:
 
 def test_nature_parameter_count_by_hand() -> None:
     # conv 32 8x8x4, conv 64 4x4x32, conv 64 3x3x64, fc 3136->512, fc 512->4 (weights + biases)
-    by_hand = (32 * 8 * 8 * 4 + 32) + (64 * 4 * 4 * 32 + 64) + (64 * 3 * 3 * 64 + 64) + (3136 * 512 + 512) + (512 * 4 + 4)
+    convs = (32 * 8 * 8 * 4 + 32) + (64 * 4 * 4 * 32 + 64) + (64 * 3 * 3 * 64 + 64)
+    by_hand = convs + (3136 * 512 + 512) + (512 * 4 + 4)
     assert by_hand == 1_686_180
     assert _n_params(_policy(CnnPolicy)) == 1_686_180
 
