@@ -58,8 +58,7 @@ def build(agent: str, env_id: str, seed: int, warmup: int, device: str, mode: st
 
         params, wrapper = zoo_hyperparams(ROOT / "hyperparams" / "dqn.yml", env_id)
         cls = NatureDQN
-        if mode != "exact":
-            params["mode"] = mode
+        params["mode"] = mode
     params["learning_starts"] = warmup
     env = make_vec_env(env_id, n_envs=1, seed=seed, wrapper_class=get_class_by_name(wrapper))
     return cls("CnnPolicy", VecFrameStack(env, 4), seed=seed, device=device, **params)
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="learning_starts for both agents")
     parser.add_argument("--rounds", type=int, default=3, help="measured chunks per agent, alternating")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--mode", default="exact", help="NatureDQN mode (exact, or fast if available)")
+    parser.add_argument("--mode", default="exact,fast", help="NatureDQN modes to measure, comma-separated")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -113,40 +112,45 @@ def main() -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = str(get_device(args.device))
-    agents = {name: build(name, args.env, args.seed, args.warmup, device, args.mode) for name in ("sb3", "nature")}
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    agents = {"sb3": build("sb3", args.env, args.seed, args.warmup, device, "exact")}
+    for mode in modes:
+        agents[f"nature-{mode}"] = build("nature", args.env, args.seed, args.warmup, device, mode)
     for model in agents.values():  # fill past learning_starts: every measured step is steady state
         model.learn(args.warmup + 4, reset_num_timesteps=False)
-    timers = instrument(agents["nature"])
+    timers = {name: instrument(model) for name, model in agents.items() if name != "sb3"}
     speeds: dict[str, list[float]] = defaultdict(list)
-    nature_seconds = 0.0
+    seconds: dict[str, float] = defaultdict(float)
     for _ in range(args.rounds):
         for name, model in agents.items():
             start = time.perf_counter()
             model.learn(args.steps, reset_num_timesteps=False)
             elapsed = time.perf_counter() - start
             speeds[name].append(args.steps / elapsed)
-            if name == "nature":
-                nature_seconds += elapsed
-            print(f"  {name:7s} chunk: {args.steps / elapsed:7.1f} steps/s", flush=True)
+            seconds[name] += elapsed
+            print(f"  {name:14s} chunk: {args.steps / elapsed:7.1f} steps/s", flush=True)
 
-    sb3_speed, ours = statistics.median(speeds["sb3"]), statistics.median(speeds["nature"])
+    sb3_speed = statistics.median(speeds["sb3"])
     cpu = f"{torch.get_num_threads()} torch threads"
-    print(f"\n{args.env}, device={device} ({cpu}), mode={args.mode}, {date.today().isoformat()}")
-    print(f"{'agent':32s} {'steps/s':>9s}")
-    print(f"{'SB3 DQN + rl-zoo3 atari':32s} {sb3_speed:9.1f}")
-    print(f"{'NatureDQN (' + args.mode + ')':32s} {ours:9.1f}")
-    print(f"ratio NatureDQN / SB3: {ours / sb3_speed:.2f}x")
+    print(f"\n{args.env}, device={device} ({cpu}), {date.today().isoformat()}, median of {args.rounds} chunks")
+    print(f"{'agent':32s} {'steps/s':>9s} {'ratio':>7s}")
+    print(f"{'SB3 DQN + rl-zoo3 atari':32s} {sb3_speed:9.1f} {1.0:6.2f}x")
+    for mode in modes:
+        ours = statistics.median(speeds[f"nature-{mode}"])
+        print(f"{'NatureDQN (' + mode + ')':32s} {ours:9.1f} {ours / sb3_speed:6.2f}x")
 
-    print("\nNatureDQN time per agent step:")
-    total = nature_seconds / (args.steps * args.rounds)
-    parts = dict(timers.seconds)
-    parts["train step"] -= parts.get("replay sample", 0.0)  # sample is called inside train
-    counted = 0.0
-    for label in ("env step", "action selection", "replay add", "replay sample", "train step"):
-        per_step = parts.get(label, 0.0) / (args.steps * args.rounds)
-        counted += per_step
-        print(f"  {label:18s} {per_step * 1e6:9.1f} us  {100 * per_step / total:5.1f}%")
-    print(f"  {'other':18s} {(total - counted) * 1e6:9.1f} us  {100 * (total - counted) / total:5.1f}%")
+    for name, timer in timers.items():
+        print(f"\n{name}: time per agent step")
+        n_steps = args.steps * args.rounds
+        total = seconds[name] / n_steps
+        parts = dict(timer.seconds)
+        parts["train step"] -= parts.get("replay sample", 0.0)  # sample is called inside train
+        counted = 0.0
+        for label in ("env step", "action selection", "replay add", "replay sample", "train step"):
+            per_step = parts.get(label, 0.0) / n_steps
+            counted += per_step
+            print(f"  {label:18s} {per_step * 1e6:9.1f} us  {100 * per_step / total:5.1f}%")
+        print(f"  {'other':18s} {(total - counted) * 1e6:9.1f} us  {100 * (total - counted) / total:5.1f}%")
 
 
 if __name__ == "__main__":

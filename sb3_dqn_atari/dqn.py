@@ -42,6 +42,14 @@ What is overridden, and why (everything else is SB3's DQN, reused as is):
   ``train`` is reused unchanged. ``max_grad_norm`` defaults to infinity: no gradient clipping.
 * **Greedy ties** are broken at random (:mod:`sb3_dqn_atari.policies`).
 
+Modes (``mode=``): ``"exact"`` (default) is all of the above in float32. ``"fast"`` may change numerics, each
+change named and switchable in ``fast_options`` (defaults in :data:`FAST_OPTIONS`):
+
+* ``bf16_autocast``: the train step and action selection under ``torch.autocast(bfloat16)`` (AMX on recent
+  x86 CPUs, tensor cores on GPUs); weights, optimizer state and the loss stay float32;
+* ``channels_last``: both networks in channels-last memory format (oneDNN/cuDNN's preferred conv layout);
+* ``compile``: ``torch.compile`` on the online and target networks' forward (slow first steps; off by default).
+
 Known difference from the Lua code: at a step ``t`` with an update, the Lua selects the action for ``t``
 *before* the update and SB3 after it, so acting uses weights one update fresher. The sequence of updates
 (when, on how many transitions, with which target) is the same.
@@ -49,9 +57,11 @@ Known difference from the Lua code: at a step ``t`` with an update, the Lua sele
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, ClassVar
 
+import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
@@ -68,6 +78,9 @@ from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 MIN_SQUARED_GRADIENT = 0.01
 #: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
 RMSPROP_ALPHA = 0.95
+#: What ``mode="fast"`` changes, each switchable through ``fast_options``.
+FAST_OPTIONS: dict[str, bool] = {"bf16_autocast": True, "channels_last": True, "compile": False}
+MODES = ("exact", "fast")
 
 
 class NatureDQN(DQN):
@@ -82,6 +95,8 @@ class NatureDQN(DQN):
     :param min_squared_gradient: DeepMind RMSProp's constant for the *summed* loss (Table 1: 0.01); the
         optimizer gets ``min_squared_gradient / batch_size**2`` because SB3's loss is the batch mean.
         Ignored if ``policy_kwargs["optimizer_kwargs"]["eps"]`` is given.
+    :param mode: ``"exact"`` (the paper in float32) or ``"fast"`` (see the module docstring).
+    :param fast_options: overrides of :data:`FAST_OPTIONS` for ``mode="fast"``.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -120,7 +135,16 @@ class NatureDQN(DQN):
         _init_setup_model: bool = True,
         exploration_decay_steps: int | None = 1_000_000,
         min_squared_gradient: float = MIN_SQUARED_GRADIENT,
+        mode: str = "exact",
+        fast_options: dict[str, bool] | None = None,
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        unknown = set(fast_options or {}) - set(FAST_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown fast_options {sorted(unknown)}; known: {sorted(FAST_OPTIONS)}")
+        self.mode = mode
+        self.fast_options = {**FAST_OPTIONS, **(fast_options or {})}
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("optimizer_class", DeepMindRMSprop)
         if policy_kwargs["optimizer_class"] is DeepMindRMSprop:
@@ -176,6 +200,23 @@ class NatureDQN(DQN):
             self.replay_buffer_class = FrameReplayBuffer
         super()._setup_model()
         self.exploration_rate = self.epsilon_at(self.num_timesteps)
+        if self._fast("channels_last"):
+            self.policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if self._fast("compile"):
+            for net in (self.q_net, self.q_net_target):
+                net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
+
+    def _fast(self, option: str) -> bool:
+        return getattr(self, "mode", "exact") == "fast" and bool(self.fast_options.get(option, False))
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self._fast("bf16_autocast"):
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        with self._autocast():
+            return super().predict(*args, **kwargs)
 
     def epsilon_at(self, step: int) -> float:
         """ε for the action at agent step ``step`` (0-based), as ``NeuralQLearner:eGreedy`` computes it.
@@ -201,7 +242,8 @@ class NatureDQN(DQN):
 
         A boundary crossed before ``learning_starts`` needs no copy: the network has not changed yet.
         """
-        super().train(gradient_steps, batch_size)
+        with self._autocast():
+            super().train(gradient_steps, batch_size)
         previous = max(self._last_train_timestep, self.learning_starts)
         if self.num_timesteps // self.target_update_interval > previous // self.target_update_interval:
             polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)

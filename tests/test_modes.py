@@ -1,0 +1,97 @@
+"""NatureDQN's exact and fast modes: exact is plain float32; fast's changes are named and switchable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from sb3_dqn_atari import NatureDQN
+from sb3_dqn_atari.dqn import FAST_OPTIONS
+from tests.fake_envs import RandomWalkEnv
+
+
+class TinyImageEnv(RandomWalkEnv):
+    """RandomWalkEnv seen through a 1x36x36 uint8 image (channel-first), for CnnPolicy checks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = spaces.Box(0, 255, (1, 36, 36), np.uint8)
+
+    def _image(self, state: np.ndarray) -> np.ndarray:
+        image = np.zeros((1, 36, 36), np.uint8)
+        image[0, :, :] = np.clip(128 + 12 * state[0], 0, 255)
+        image[0, : int(np.clip(18 + state[1] * 3, 0, 36)), :] = 255
+        return image
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        state, info = super().reset(seed=seed, options=options)
+        return self._image(state), info
+
+    def step(self, action: int):
+        state, reward, terminated, truncated, info = super().step(action)
+        return self._image(state), reward, terminated, truncated, info
+
+
+def _model(**kwargs: object) -> NatureDQN:
+    return NatureDQN(
+        "CnnPolicy",
+        TinyImageEnv(),
+        buffer_size=500,
+        learning_starts=100,
+        policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}},
+        seed=0,
+        device="cpu",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_exact_is_default_and_float32() -> None:
+    model = _model()
+    assert model.mode == "exact"
+    assert not any(model._fast(option) for option in FAST_OPTIONS)
+    assert all(p.is_contiguous() for p in model.q_net.parameters())
+
+
+def test_unknown_mode_or_option_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _model(mode="fastest")
+    with pytest.raises(ValueError, match="unknown fast_options"):
+        _model(mode="fast", fast_options={"fp8": True})
+
+
+def test_fast_mode_switches_apply(tmp_path: Path) -> None:
+    model = _model(mode="fast")
+    conv = [m for m in model.q_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # C > 1: layouts differ
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with model._autocast():
+        q = model.q_net(torch.zeros(2, 1, 36, 36, dtype=torch.uint8))
+    assert q.dtype == torch.bfloat16
+    model.learn(300)
+    assert model._n_updates > 0 and all(p.dtype == torch.float32 for p in model.q_net.parameters())
+    model.save(tmp_path / "fast.zip")
+    loaded = NatureDQN.load(tmp_path / "fast.zip", device="cpu")
+    assert loaded.mode == "fast" and loaded.fast_options == model.fast_options
+
+    off = _model(mode="fast", fast_options={"bf16_autocast": False, "channels_last": False})
+    conv = [m for m in off.q_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    with off._autocast():
+        assert off.q_net(torch.zeros(2, 1, 36, 36, dtype=torch.uint8)).dtype == torch.float32
+
+
+def test_fast_q_values_stay_close_to_exact() -> None:
+    """bf16 changes numerics a little, not the function: same weights, Q within bf16 precision."""
+    exact, fast = _model(), _model(mode="fast")
+    fast.policy.load_state_dict(exact.policy.state_dict())
+    obs = torch.randint(0, 256, (64, 1, 36, 36), dtype=torch.uint8)
+    with torch.no_grad():
+        q_exact = exact.q_net(obs)
+        with fast._autocast():
+            q_fast = fast.q_net(obs).float()
+    scale = q_exact.abs().max()
+    assert (q_fast - q_exact).abs().max() <= 0.02 * scale + 1e-3
+    assert not torch.equal(q_fast, q_exact)  # it is a different numeric path
