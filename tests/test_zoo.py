@@ -29,7 +29,7 @@ def test_readme_command_trains_nature_dqn(tmp_path: Path) -> None:
         [
             "-m", "rl_zoo3.train", "--algo", "dqn", "--env", "BreakoutNoFrameskip-v4", "-conf", str(conf),
             "-n", "2500", "-f", str(tmp_path / "logs"), "--seed", "0",
-            "-params", "learning_starts:1000", "buffer_size:5000",
+            "-params", "learning_starts:1000", "buffer_size:5000", "--eval-freq", "2000", "--eval-episodes", "1",
         ],
         cwd=tmp_path,
     )  # fmt: skip
@@ -44,6 +44,12 @@ def test_readme_command_trains_nature_dqn(tmp_path: Path) -> None:
     assert model.lr_schedule(1.0) == 2.5e-4 and model.exploration_final_eps == 0.1
     # the optimizer state was saved after real updates
     assert all(s["square_avg"].abs().sum() > 0 for s in model.policy.optimizer.state.values())
+    # --eval-freq evaluated with the paper's protocol (raw score, 18,000-frame cap), not rl-zoo3's wrapper
+    with np.load(run_dir / "evaluations_nature.npz") as evaluations:
+        assert list(evaluations["timesteps"]) == [2000]
+        assert evaluations["frames"][0] == 8000
+    assert (run_dir / "best_model.zip").is_file()
+    assert not (run_dir / "evaluations.npz").exists()
     config = (run_dir / "BreakoutNoFrameskip-v4" / "config.yml").read_text()
     assert "sb3_dqn_atari.zoo.NatureAtariWrapper" in config
 
