@@ -1,0 +1,607 @@
+"""Download a DQN agent from the Hugging Face Hub into rl-zoo3's log layout, optionally exporting it to ONNX.
+
+::
+
+    python -m sb3_dqn_atari.load_from_hub --repo-id sb3/dqn-BreakoutNoFrameskip-v4 [-f logs] [--env ENV]
+        [--exp-id N] [--force] [--onnx [-o exported_models/NAME.onnx]] [--trust-remote-code]
+
+The files land where ``rl_zoo3.load_from_hub`` puts them, so ``python -m rl_zoo3.enjoy --algo dqn --env ENV -f logs``
+and our ``evaluate`` / ``export`` work on the folder::
+
+    logs/dqn/<env>_<n>/<env>.zip                  the model (repo file <algo>-<env>.zip, or the repo's only SB3 zip)
+    logs/dqn/<env>_<n>/<env>/config.yml           rl-zoo3 hyperparameters (as in the repo)
+    logs/dqn/<env>_<n>/<env>/args.yml             rl-zoo3 arguments (written from the env id if the repo has none)
+    logs/dqn/<env>_<n>/<env>/env_kwargs.yml       env keyword arguments (when in the repo)
+    logs/dqn/<env>_<n>/<env>/vecnormalize.pkl     VecNormalize statistics (when in the repo)
+    logs/dqn/<env>_<n>/*.monitor.csv, evaluations.npz      from the repo's train_eval_metrics.zip
+    logs/dqn/<env>_<n>/README.md, results.json, *.onnx, replay.mp4, *.png    the rest of the model card's files
+
+``<env>`` is the env id with ``/`` replaced by ``-`` (``ALE/Breakout-v5`` -> ``ALE-Breakout-v5``), as
+``huggingface_sb3.EnvironmentName`` does; ``--exp-id 0`` (default) takes the next free run number. Everything is
+downloaded into a temporary folder next to the destination and moved into place only when complete.
+
+Nothing in the downloaded zip is unpickled unless ``--trust-remote-code`` is given (see :mod:`sb3_dqn_atari.loading`).
+
+The Hub is ``HF_ENDPOINT`` (default https://huggingface.co); the token, optional for public repos, comes from
+``HF_TOKEN`` or ``hf auth login``. Transient failures (HTTP 5xx / 429, connection errors) are retried with
+exponential backoff (``--retries``); every failure ends with one ``error: ...`` line and exit code 2.
+
+This module also holds the Hub plumbing shared with :mod:`sb3_dqn_atari.push_to_hub` (naming, token, retries,
+error messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import yaml
+
+from sb3_dqn_atari.loading import UserError, algorithm_class, read_zip_data
+
+T = TypeVar("T")
+
+#: rl-zoo3's ``--algo`` name of each algorithm class (NatureDQN registers itself as ``dqn``: sb3_dqn_atari.zoo).
+ALGO_NAMES = {"NatureDQN": "dqn", "DQN": "dqn", "QRDQN": "qrdqn"}
+#: Repo files copied into the rl-zoo3 config folder ``<env>/`` (repo name -> local name, as rl_zoo3.load_from_hub).
+CONFIG_FILES = {
+    "config.yml": "config.yml",
+    "args.yml": "args.yml",
+    "env_kwargs.yml": "env_kwargs.yml",
+    "vec_normalize.pkl": "vecnormalize.pkl",
+}
+#: Other repo files worth having next to the model (the unzipped model folder some repos carry is skipped).
+EXTRA_SUFFIXES = (".onnx", ".mp4", ".png", ".json", ".md")
+METRICS_ZIP = "train_eval_metrics.zip"
+
+
+class HubError(UserError):
+    """A Hub operation failed in a way the user can act on (one line, exit code 2)."""
+
+
+# ----------------------------------------------------------------------------------------------------- naming
+
+
+def env_folder_name(env_id: str) -> str:
+    """The file-system name of an env id, as ``huggingface_sb3.EnvironmentName``: ``/`` -> ``-``, and for
+    ``module:EnvId`` ids the part after the colon."""
+    name = env_id.replace("/", "-")
+    if ":" in name:
+        parts = name.split(":")
+        if len(parts) != 2:
+            raise UserError(f"env id {env_id!r} has more than one ':'")
+        name = parts[1]
+    return name
+
+
+def model_name(algo: str, env_id: str) -> str:
+    """rl-zoo3's model name ``<algo>-<env>`` (``huggingface_sb3.ModelName``); the repo's zip is ``<name>.zip``."""
+    return f"{algo}-{env_folder_name(env_id)}"
+
+
+def algo_name(algorithm_class_name: str) -> str:
+    """rl-zoo3's ``--algo`` name for a loaded model's class."""
+    return ALGO_NAMES.get(algorithm_class_name, algorithm_class_name.lower())
+
+
+def latest_run_id(log_path: Path, env_name: str) -> int:
+    """The largest ``N`` of the ``<env_name>_<N>`` folders in ``log_path`` (0 if none), as rl-zoo3 counts."""
+    best = 0
+    if log_path.is_dir():
+        for entry in log_path.iterdir():
+            match = re.fullmatch(re.escape(env_name) + r"_(\d+)", entry.name)
+            if match and entry.is_dir():
+                best = max(best, int(match.group(1)))
+    return best
+
+
+# ----------------------------------------------------------------------------------------- endpoint and token
+
+
+def hub_endpoint() -> str:
+    """``HF_ENDPOINT`` read now (huggingface_hub reads it once, at import), else the library's default."""
+    from huggingface_hub import constants
+
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def hub_token(required: bool, action: str = "push to the Hub") -> str | None:
+    """The user's token (``HF_TOKEN``, else the one ``hf auth login`` stored); a :class:`HubError` when
+    ``required`` and there is none."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if required and not token:
+        raise HubError(
+            f"no Hugging Face token: to {action}, set HF_TOKEN or run `hf auth login` "
+            "(with a token that has write access)"
+        )
+    return token
+
+
+# ------------------------------------------------------------------------------------------- retries, errors
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff: ``attempts`` tries, waiting ``base_delay · 2^k`` seconds
+    (at most ``max_delay``) after the k-th transient failure."""
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, failure: int) -> float:
+        return float(min(self.base_delay * 2 ** (failure - 1), self.max_delay))
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """The transport-level exception types of whichever HTTP stack this huggingface_hub uses."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    types: list[type[BaseException]] = [ConnectionError, TimeoutError, LocalEntryNotFoundError, OfflineModeIsEnabled]
+    for module, names in (
+        ("httpx2", ("TransportError",)),
+        ("httpx", ("TransportError",)),
+        ("requests", ("ConnectionError", "Timeout")),
+    ):
+        with contextlib.suppress(ImportError):
+            imported = __import__(module)
+            types.extend(getattr(imported, name) for name in names if hasattr(imported, name))
+    return tuple(types)
+
+
+def _status(exc: BaseException) -> int | None:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        return int(exc.response.status_code)
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    status = _status(exc)
+    if status is not None:
+        return status >= 500 or status in (408, 429)
+    return isinstance(exc, _connection_errors())
+
+
+def _server_message(exc: BaseException) -> str:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, HfHubHTTPError):
+        message = getattr(exc, "server_message", None) or ""
+        if message:
+            return " ".join(str(message).split())[:200]
+    return ""
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    for pattern, reason in (
+        (r"[Cc]onnection refused|Errno 111", "connection refused"),
+        (r"[Nn]ame or service not known|getaddrinfo|nodename nor servname", "host name not resolved"),
+        (r"[Tt]imed? ?out", "timed out"),
+    ):
+        if re.search(pattern, text):
+            return reason
+    return f"{exc.__class__.__name__}: {text[:120]}" if text else exc.__class__.__name__
+
+
+def describe_hub_error(exc: BaseException, action: str, repo_id: str, endpoint: str, attempts: int = 1) -> HubError:
+    """One line that says what failed and what to do, for any error of a Hub call."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        RevisionNotFoundError,
+    )
+
+    status = _status(exc)
+    server = _server_message(exc)
+    detail = f": {server}" if server else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if isinstance(exc, HFValidationError):
+        return HubError(f"{repo_id!r} is not a valid repo id (expected NAMESPACE/NAME): {str(exc).splitlines()[0]}")
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(f"{repo_id} has no such revision on {endpoint} (HTTP {status}){detail}")
+    if isinstance(exc, EntryNotFoundError) and status == 404:
+        return HubError(f"{repo_id} on {endpoint} has no such file (HTTP 404){detail}")
+    if status == 404:
+        return HubError(f"repository {repo_id} not found on {endpoint} (HTTP 404); check --repo-id")
+    if status == 401:
+        return HubError(
+            f"no permission to {action} {repo_id} on {endpoint} (HTTP 401: not authenticated, or the repo is private "
+            "or does not exist); set HF_TOKEN or run `hf auth login`"
+        )
+    if status == 403:
+        return HubError(
+            f"no permission to {action} {repo_id} on {endpoint} (HTTP 403{detail}); use a token with write access "
+            "to that namespace"
+            if action.startswith(("push", "create", "commit"))
+            else f"no permission to {action} {repo_id} on {endpoint} (HTTP 403{detail}); check your token's access"
+        )
+    if status is not None and (status >= 500 or status in (408, 429)):
+        return HubError(f"the Hub at {endpoint} answered HTTP {status} to {action} {repo_id}{tries}{detail}; try later")
+    if status is not None:
+        return HubError(f"the Hub at {endpoint} refused to {action} {repo_id} (HTTP {status}){detail}")
+    if isinstance(exc, _connection_errors()):
+        return HubError(
+            f"cannot reach the Hugging Face Hub at {endpoint} ({_reason(exc)}){tries}; "
+            "check your network connection or HF_ENDPOINT"
+        )
+    return HubError(f"could not {action} {repo_id}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}")
+
+
+def with_retries(
+    call: Callable[[], T], action: str, repo_id: str, endpoint: str, policy: RetryPolicy = RetryPolicy()
+) -> T:
+    """Run ``call``; on a transient failure (HTTP 5xx/408/429, connection error) wait and try again, at most
+    ``policy.attempts`` times in all; any failure ends as a :class:`HubError` with one clear line."""
+    from huggingface_hub.errors import HFValidationError
+
+    attempts = max(1, policy.attempts)
+    catch: tuple[type[BaseException], ...] = (HFValidationError, OSError, ValueError, *_connection_errors())
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except HubError:
+            raise
+        except catch as exc:
+            if _is_transient(exc) and attempt < attempts:
+                wait = policy.delay(attempt)
+                status = _status(exc)
+                why = f"HTTP {status}" if status is not None else _reason(exc)
+                print(
+                    f"warning: could not {action} {repo_id} ({why}); "
+                    f"retrying in {wait:.1f}s ({attempt}/{attempts - 1})",
+                    file=sys.stderr,
+                )
+                time.sleep(wait)
+                continue
+            raise describe_hub_error(exc, action, repo_id, endpoint, attempt) from exc
+    raise AssertionError("unreachable")
+
+
+# ----------------------------------------------------------------------------------------------- downloading
+
+
+@dataclass
+class Download:
+    """What :func:`download_from_hub` put where."""
+
+    repo_id: str
+    revision: str
+    run_dir: Path
+    zip_path: Path
+    env_id: str
+    algo: str
+    files: list[str]
+
+
+def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | None = None) -> str:
+    """The repo's SB3 model zip: ``<algo>-<env>.zip`` if present, else the only top-level ``*.zip`` (other than
+    rl-zoo3's ``train_eval_metrics.zip``). :class:`HubError` if there is none or the choice is ambiguous."""
+    zips = [f for f in files if f.endswith(".zip") and "/" not in f and f != METRICS_ZIP]
+    if env_id is not None:
+        for algo_guess in ([algo] if algo else []) + sorted(set(ALGO_NAMES.values())):
+            if (wanted := f"{model_name(algo_guess, env_id)}.zip") in zips:
+                return wanted
+    if len(zips) == 1:
+        return zips[0]
+    if not zips:
+        shown = ", ".join(files[:12]) + (", ..." if len(files) > 12 else "") if files else "no files"
+        raise HubError(f"the repo holds no SB3 model zip ({shown})")
+    preferred = [z for z in zips if algo and z.startswith(f"{algo}-")]
+    if len(preferred) == 1:
+        return preferred[0]
+    raise HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
+
+
+def _env_from_files(files: dict[str, Path], zip_name: str) -> str | None:
+    """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name."""
+    args = files.get("args.yml")
+    if args is not None:
+        with contextlib.suppress(yaml.YAMLError, OSError, TypeError, ValueError):
+            data = dict(yaml.load(args.read_text(), Loader=yaml.UnsafeLoader) or {})  # rl-zoo3: OrderedDict tags
+            if data.get("env"):
+                return str(data["env"])
+    results = files.get("results.json")
+    if results is not None:
+        with contextlib.suppress(json.JSONDecodeError, OSError, AttributeError):
+            env = json.loads(results.read_text()).get("env_id")
+            if env:
+                return str(env)
+    stem = zip_name[: -len(".zip")]
+    if "-" in stem:
+        name = stem.split("-", 1)[1]
+        return _registered_id(name)
+    return None
+
+
+def _registered_id(env_name: str) -> str:
+    """Map a folder-style env name back to a registered id (``ALE-Breakout-v5`` -> ``ALE/Breakout-v5``)."""
+    import gymnasium as gym
+
+    with contextlib.suppress(ImportError):
+        import ale_py
+
+        gym.register_envs(ale_py)
+    if env_name in gym.registry:
+        return env_name
+    for env_id in gym.registry:
+        if env_folder_name(env_id) == env_name:
+            return env_id
+    return env_name
+
+
+def _safe_extract(archive: zipfile.ZipFile, destination: Path) -> list[str]:
+    """Extract a metrics zip, refusing absolute paths and ``..`` (zip slip)."""
+    names = []
+    for member in archive.infolist():
+        path = PurePosixPath(member.filename)
+        if member.is_dir():
+            continue
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise HubError(f"{METRICS_ZIP} holds an unsafe path {member.filename!r}; not extracting it")
+        target = destination.joinpath(*path.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        names.append(member.filename)
+    return names
+
+
+@contextlib.contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A temporary folder next to ``final``; removed unless the caller moved it into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets a plain mkdir's permissions
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
+    """``os.rename`` ``staged`` to ``final``; with ``force`` an existing ``final`` is replaced (old one removed
+    only after the new one is in place)."""
+    old: Path | None = None
+    if final.exists():
+        if not force:
+            raise UserError(f"{final} already exists; pass --force to replace it, or --exp-id 0 for a new folder")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    try:
+        os.rename(staged, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def download_from_hub(
+    repo_id: str,
+    folder: str | Path = "logs",
+    env_id: str | None = None,
+    exp_id: int = 0,
+    algo: str | None = None,
+    revision: str | None = None,
+    force: bool = False,
+    retry: RetryPolicy = RetryPolicy(),
+    progress: bool = True,
+) -> Download:
+    """Download ``repo_id`` into ``folder/<algo>/<env>_<exp_id>/`` (rl-zoo3's layout; see the module docstring).
+
+    Reads only plain data: the zip's JSON ``data`` is checked to be a DQN-family SB3 model, nothing is unpickled.
+    """
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id
+
+    if exp_id < 0:
+        raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
+    endpoint = hub_endpoint()
+    token = hub_token(required=False)
+    with_retries(lambda: validate_repo_id(repo_id), "read", repo_id, endpoint, RetryPolicy(attempts=1))
+    api = HfApi(endpoint=endpoint, token=token)
+    info = with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, endpoint, retry)
+    sha = str(info.sha or revision or "main")
+    files = sorted(s.rfilename for s in (info.siblings or []))
+    zip_name = choose_model_zip(files, algo, env_id)
+    wanted = [zip_name]
+    wanted += [f for f in files if f in CONFIG_FILES or f == METRICS_ZIP]
+    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    if not progress:
+        disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory(dir=root, prefix=".hub-download-") as tmp:
+            local: dict[str, Path] = {}
+            for name in wanted:
+                local[name] = Path(
+                    with_retries(
+                        lambda name=name: hf_hub_download(  # type: ignore[misc]
+                            repo_id, name, revision=sha, local_dir=tmp, endpoint=endpoint, token=token
+                        ),
+                        f"download {name} from",
+                        repo_id,
+                        endpoint,
+                        retry,
+                    )
+                )
+            try:
+                data = read_zip_data(local[zip_name])
+            except UserError as exc:
+                why = exc.__cause__.__class__.__name__ if exc.__cause__ else "no JSON data member"
+                raise HubError(f"{repo_id}: {zip_name} is not a readable SB3 model zip ({why})") from exc
+            try:
+                cls = algorithm_class(data)
+            except UserError as exc:
+                raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
+            algo = algo or algo_name(cls.__name__)
+            env_id = env_id or _env_from_files(local, zip_name)
+            if env_id is None:
+                raise HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
+            env_name = env_folder_name(env_id)
+            log_path = root / algo
+            if exp_id == 0:
+                exp_id = latest_run_id(log_path, env_name) + 1
+            run_dir = log_path / f"{env_name}_{exp_id}"
+            with staging_dir(run_dir) as staged:
+                config_dir = staged / env_name
+                config_dir.mkdir()
+                shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
+                for repo_file, local_name in CONFIG_FILES.items():
+                    if repo_file in local:
+                        shutil.copyfile(local[repo_file], config_dir / local_name)
+                if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
+                    env_kwargs = None
+                    if "env_kwargs.yml" in local:
+                        with contextlib.suppress(yaml.YAMLError):
+                            env_kwargs = yaml.safe_load(local["env_kwargs.yml"].read_text()) or None
+                    args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs, "source": f"hf://{repo_id}@{sha}"}
+                    (config_dir / "args.yml").write_text(yaml.safe_dump(args, sort_keys=False))
+                if METRICS_ZIP in local:
+                    try:
+                        with zipfile.ZipFile(local[METRICS_ZIP]) as archive:
+                            _safe_extract(archive, staged)
+                    except zipfile.BadZipFile as exc:
+                        raise HubError(f"{repo_id}: {METRICS_ZIP} is not a zip file") from exc
+                for name in wanted:
+                    if name != zip_name and name not in CONFIG_FILES and name != METRICS_ZIP:
+                        shutil.copyfile(local[name], staged / name)
+                move_into_place(staged, run_dir, force=force)
+    finally:
+        if not progress:
+            enable_progress_bars()
+    return Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_dqn_atari.load_from_hub",
+        description="Download a DQN agent from the Hugging Face Hub into rl-zoo3's logs/ layout.",
+    )
+    parser.add_argument("--repo-id", help="NAMESPACE/NAME, e.g. sb3/dqn-BreakoutNoFrameskip-v4")
+    parser.add_argument("-orga", "--organization", default="sb3", help="with --env: repo <orga>/<algo>-<env>")
+    parser.add_argument("-name", "--repo-name", help="repo name (default <algo>-<env>)")
+    parser.add_argument("-f", "--folder", default="logs", help="log folder (default logs)")
+    parser.add_argument("--env", help="env id (default: the one the repo records)")
+    parser.add_argument("--algo", help="rl-zoo3 algo folder (default: from the zip: dqn, qrdqn)")
+    parser.add_argument("--exp-id", type=int, default=0, help="run number (default 0: the next free one)")
+    parser.add_argument("--revision", help="branch, tag or commit (default main)")
+    parser.add_argument("--force", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--onnx", action="store_true", help="export the agent to ONNX right away (verified)")
+    parser.add_argument("-o", "--onnx-output", type=Path, help="ONNX file (default exported_models/<env>-<algo>.onnx)")
+    parser.add_argument("--preprocessing", choices=("auto", "nature", "none"), default="auto", help="for --onnx")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let --onnx unpickle the zip (SB3's own loader); only for repos you trust",
+    )
+    parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
+    parser.add_argument("--retry-wait", type=float, default=RetryPolicy.base_delay, help="first backoff (s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> Download:
+    repo_id = args.repo_id
+    if repo_id is None:
+        if args.env is None:
+            raise UserError("pass --repo-id NAMESPACE/NAME (or --env ENV with -orga ORG)")
+        repo_id = f"{args.organization}/{args.repo_name or model_name(args.algo or 'dqn', args.env)}"
+    if args.retries < 1 or args.retry_wait < 0:
+        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+    print(f"Downloading {repo_id} from {hub_endpoint()}")
+    result = download_from_hub(
+        repo_id,
+        args.folder,
+        env_id=args.env,
+        exp_id=args.exp_id,
+        algo=args.algo,
+        revision=args.revision,
+        force=args.force,
+        retry=policy,
+        progress=not args.quiet,
+    )
+    print(f"Saved {repo_id}@{result.revision[:12]} to {result.run_dir} ({result.zip_path.name}, env {result.env_id})")
+    print(f"  enjoy:    python -m rl_zoo3.enjoy --algo {result.algo} --env {result.env_id} -f {args.folder}")
+    print(f"  evaluate: python -m sb3_dqn_atari.evaluate {result.run_dir}")
+    if args.onnx:
+        import torch
+
+        from sb3_dqn_atari.export import export_onnx
+        from sb3_dqn_atari.loading import load_agent
+
+        torch.set_num_threads(1)
+        model, source = load_agent(result.run_dir, device="cpu", trust_remote_code=args.trust_remote_code)
+        report = export_onnx(
+            model,
+            args.onnx_output,
+            source.env_id,
+            hyperparams=source.hyperparams,
+            preprocessing=args.preprocessing,
+            source=source,
+            progress=not args.quiet,
+        )
+        for note in report.notes:
+            print(f"note: {note}")
+        print(report.verification.summary())
+        print(f"wrote {report.path}; play it: python -m sb3_dqn_atari.play {report.path}")
+    else:
+        print(f"  export:   python -m sb3_dqn_atari.export {result.run_dir}")
+    return result
+
+
+def one_line_warnings(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """``warnings.showwarning`` for the CLIs: ``warning: <message>`` on one line of stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warnings
+            run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. an output folder that cannot be created: one line, not a trace
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
