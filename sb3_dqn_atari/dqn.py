@@ -65,9 +65,10 @@ import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 
@@ -217,6 +218,22 @@ class NatureDQN(DQN):
     def predict(self, *args: Any, **kwargs: Any) -> Any:
         with self._autocast():
             return super().predict(*args, **kwargs)
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        """SB3's, after checking that the replay memory this ``learn`` will fill fits in free memory
+        (:func:`sb3_dqn_atari.memory.check_replay_memory`: fails now, not when the ring fills)."""
+        from sb3_dqn_atari.memory import check_replay_memory
+
+        if self.replay_buffer is not None:
+            check_replay_memory(self.replay_buffer, total_timesteps)
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def epsilon_at(self, step: int) -> float:
         """ε for the action at agent step ``step`` (0-based), as ``NeuralQLearner:eGreedy`` computes it.

@@ -99,7 +99,11 @@ def _load_onnx(path: Path) -> Agent:
 
 
 def load_for_evaluation(
-    model: str, env_id: str | None = None, device: str = "auto", threads: int | None = None
+    model: str,
+    env_id: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    trust_remote_code: bool = False,
 ) -> Agent:
     """An :class:`Agent` for an SB3 zip, an rl-zoo3 run folder or an exported ``.onnx`` file.
 
@@ -118,7 +122,7 @@ def load_for_evaluation(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    sb3_model, source = load_agent(path, device=device, env_id=env_id)
+    sb3_model, source = load_agent(path, device=device, env_id=env_id, trust_remote_code=trust_remote_code)
     if not isinstance(sb3_model.action_space, spaces.Discrete):
         raise UserError(f"{source.zip_path} acts in {sb3_model.action_space}; Atari evaluation needs discrete actions")
     shape = sb3_model.observation_space.shape
@@ -282,6 +286,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch threads for SB3 models (default 1: fastest for one observation at a time)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="load a zip with SB3's unpickling loader (trusted files)"
+    )
     return parser.parse_args(argv)
 
 
@@ -304,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
-    agent = load_for_evaluation(args.model, args.env, args.device, args.threads)
+    agent = load_for_evaluation(args.model, args.env, args.device, args.threads, args.trust_remote_code)
     env_id = args.env or agent.env_id
     if env_id is None:
         raise UserError(f"no env id recorded with {args.model}; pass --env, e.g. --env BreakoutNoFrameskip-v4")

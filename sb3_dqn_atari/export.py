@@ -770,13 +770,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the verification rollout")
     parser.add_argument("--legacy-exporter", action="store_true", help="TorchScript-based torch.onnx exporter")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="load the zip with SB3's unpickling loader (trusted files)"
+    )
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> ExportReport:
     if resolve_model(args.model, args.env).env_id is None:  # before the (slow) load
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
-    model, source = load_agent(args.model, device="cpu", env_id=args.env)
+    model, source = load_agent(args.model, device="cpu", env_id=args.env, trust_remote_code=args.trust_remote_code)
     report = export_onnx(
         model,
         args.output,

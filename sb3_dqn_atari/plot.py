@@ -36,6 +36,7 @@ import os
 import re
 import sys
 import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ def read_evaluations(path: Path) -> Curve | None:
         with np.load(path) as data:
             timesteps = np.asarray(data["timesteps"], dtype=np.float64)
             results = np.asarray(data["results"], dtype=np.float64)
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path} is not an SB3 evaluations file ({exc.__class__.__name__}: {exc})") from exc
     if len(timesteps) == 0:
         return None
