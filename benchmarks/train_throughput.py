@@ -58,7 +58,10 @@ def build(agent: str, env_id: str, seed: int, warmup: int, device: str, mode: st
 
         params, wrapper = zoo_hyperparams(ROOT / "hyperparams" / "dqn.yml", env_id)
         cls = NatureDQN
-        params["mode"] = mode
+        if mode == "exact-nchw":  # exact mode in PyTorch's default conv layout instead of channels-last
+            params["mode"], params["channels_last"] = "exact", False
+        else:
+            params["mode"] = mode
     params["learning_starts"] = warmup
     env = make_vec_env(env_id, n_envs=1, seed=seed, wrapper_class=get_class_by_name(wrapper))
     return cls("CnnPolicy", VecFrameStack(env, 4), seed=seed, device=device, **params)
@@ -101,7 +104,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1000, help="learning_starts for both agents")
     parser.add_argument("--rounds", type=int, default=3, help="measured chunks per agent, alternating")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--mode", default="exact,fast", help="NatureDQN modes to measure, comma-separated")
+    parser.add_argument(
+        "--mode", default="exact,fast", help="NatureDQN modes: exact, fast, exact-nchw (exact in NCHW layout)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

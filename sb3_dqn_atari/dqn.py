@@ -47,7 +47,6 @@ change named and switchable in ``fast_options`` (defaults in :data:`FAST_OPTIONS
 
 * ``bf16_autocast``: the train step and action selection under ``torch.autocast(bfloat16)`` (AMX on recent
   x86 CPUs, tensor cores on GPUs); weights, optimizer state and the loss stay float32;
-* ``channels_last``: both networks in channels-last memory format (oneDNN/cuDNN's preferred conv layout);
 * ``compile``: ``torch.compile`` on the online and target networks' forward (slow first steps; off by default).
 
 Known difference from the Lua code: at a step ``t`` with an update, the Lua selects the action for ``t``
@@ -80,7 +79,7 @@ MIN_SQUARED_GRADIENT = 0.01
 #: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
 RMSPROP_ALPHA = 0.95
 #: What ``mode="fast"`` changes, each switchable through ``fast_options``.
-FAST_OPTIONS: dict[str, bool] = {"bf16_autocast": True, "channels_last": True, "compile": False}
+FAST_OPTIONS: dict[str, bool] = {"bf16_autocast": True, "compile": False}
 MODES = ("exact", "fast")
 
 
@@ -98,6 +97,10 @@ class NatureDQN(DQN):
         Ignored if ``policy_kwargs["optimizer_kwargs"]["eps"]`` is given.
     :param mode: ``"exact"`` (the paper in float32) or ``"fast"`` (see the module docstring).
     :param fast_options: overrides of :data:`FAST_OPTIONS` for ``mode="fast"``.
+    :param channels_last: both networks in channels-last memory format (oneDNN's and cuDNN's preferred conv
+        layout). The math stays float32 in either layout; only the summation order inside the conv kernels
+        differs. ``None``: on for the CPU (where the train step is faster in it:
+        ``benchmarks/train_throughput.py --mode exact,exact-nchw``), and for ``mode="fast"`` on GPUs.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -138,6 +141,7 @@ class NatureDQN(DQN):
         min_squared_gradient: float = MIN_SQUARED_GRADIENT,
         mode: str = "exact",
         fast_options: dict[str, bool] | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -146,6 +150,7 @@ class NatureDQN(DQN):
             raise ValueError(f"unknown fast_options {sorted(unknown)}; known: {sorted(FAST_OPTIONS)}")
         self.mode = mode
         self.fast_options = {**FAST_OPTIONS, **(fast_options or {})}
+        self.channels_last = channels_last
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("optimizer_class", DeepMindRMSprop)
         if policy_kwargs["optimizer_class"] is DeepMindRMSprop:
@@ -201,11 +206,17 @@ class NatureDQN(DQN):
             self.replay_buffer_class = FrameReplayBuffer
         super()._setup_model()
         self.exploration_rate = self.epsilon_at(self.num_timesteps)
-        if self._fast("channels_last"):
+        if self._use_channels_last():
             self.policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if self._fast("compile"):
             for net in (self.q_net, self.q_net_target):
                 net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
+
+    def _use_channels_last(self) -> bool:
+        choice = getattr(self, "channels_last", None)
+        if choice is None:
+            return self.device.type == "cpu" or getattr(self, "mode", "exact") == "fast"
+        return bool(choice)
 
     def _fast(self, option: str) -> bool:
         return getattr(self, "mode", "exact") == "fast" and bool(self.fast_options.get(option, False))

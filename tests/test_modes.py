@@ -49,11 +49,25 @@ def _model(**kwargs: object) -> NatureDQN:
     )
 
 
+def _last_conv(model: NatureDQN) -> torch.nn.Conv2d:
+    return [m for m in model.q_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # C > 1: layouts differ
+
+
 def test_exact_is_default_and_float32() -> None:
     model = _model()
     assert model.mode == "exact"
     assert not any(model._fast(option) for option in FAST_OPTIONS)
-    assert all(p.is_contiguous() for p in model.q_net.parameters())
+    with model._autocast():
+        assert model.q_net(torch.zeros(2, 1, 36, 36, dtype=torch.uint8)).dtype == torch.float32
+    # on the CPU the conv layout is channels-last by default, NCHW on request; float32 either way
+    assert _last_conv(model).weight.is_contiguous(memory_format=torch.channels_last)
+    nchw = _model(channels_last=False)
+    assert _last_conv(nchw).weight.is_contiguous()
+    assert not _last_conv(nchw).weight.is_contiguous(memory_format=torch.channels_last)
+    nchw.policy.load_state_dict(model.policy.state_dict())
+    obs = torch.randint(0, 256, (16, 1, 36, 36), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(model.q_net(obs), nchw.q_net(obs), rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_mode_or_option_is_refused() -> None:
@@ -65,8 +79,7 @@ def test_unknown_mode_or_option_is_refused() -> None:
 
 def test_fast_mode_switches_apply(tmp_path: Path) -> None:
     model = _model(mode="fast")
-    conv = [m for m in model.q_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # C > 1: layouts differ
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert _last_conv(model).weight.is_contiguous(memory_format=torch.channels_last)
     with model._autocast():
         q = model.q_net(torch.zeros(2, 1, 36, 36, dtype=torch.uint8))
     assert q.dtype == torch.bfloat16
@@ -76,9 +89,7 @@ def test_fast_mode_switches_apply(tmp_path: Path) -> None:
     loaded = NatureDQN.load(tmp_path / "fast.zip", device="cpu")
     assert loaded.mode == "fast" and loaded.fast_options == model.fast_options
 
-    off = _model(mode="fast", fast_options={"bf16_autocast": False, "channels_last": False})
-    conv = [m for m in off.q_net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-    assert not conv.weight.is_contiguous(memory_format=torch.channels_last)
+    off = _model(mode="fast", fast_options={"bf16_autocast": False})
     with off._autocast():
         assert off.q_net(torch.zeros(2, 1, 36, 36, dtype=torch.uint8)).dtype == torch.float32
 
