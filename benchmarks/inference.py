@@ -23,14 +23,9 @@ core. The machine may be shared: the load average is printed, the two engines ar
 
 from __future__ import annotations
 
-import os
-
-# numpy's OpenBLAS threads spin against each other on a loaded 2-core machine (the runtime's frame
-# preprocessing uses two small matrix products); one thread, as ``python -m sb3_dqn_atari.play`` sets.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile

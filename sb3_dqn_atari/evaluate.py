@@ -20,18 +20,11 @@ end with one ``error: ...`` line on stderr, exit code 2, and no output file.
 
 from __future__ import annotations
 
-import os
-
-if __name__ == "__main__":
-    # Before numpy loads: each agent step does two tiny float32 matrix products (the 84x84 resize); BLAS
-    # threads only add synchronisation to them, and on a busy 2-core machine they made a frame cost 28 ms
-    # instead of 0.2 ms. Set OPENBLAS_NUM_THREADS yourself to override.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import argparse
 import contextlib
 import datetime
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable

@@ -11,29 +11,21 @@ episode's raw score and a summary. ``--epsilon 0.05 --max-frames 18000`` is the 
 5-minute cap (Mnih et al. 2015, Methods); the defaults are greedy play and the same cap. ``--video`` writes the
 raw screens (one per agent step, so the video runs at 60 / frame_skip = 15 fps, real time) as H.264 MP4;
 ``--render`` opens the ALE's window.
-
-OpenBLAS (numpy's matrix products in the frame preprocessing) is limited to one thread unless the environment
-says otherwise: on a shared 2-core machine its spinning threads made each frame ~15× slower.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
-# Before numpy is imported (by the runtime): see the module docstring.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from sb3_dqn_atari.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize  # noqa: E402
+from sb3_dqn_atari.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
 DEFAULT_MAX_FRAMES = 18_000

@@ -41,16 +41,11 @@ The zip is loaded without unpickling (:mod:`sb3_dqn_atari.loading`) unless ``--t
 
 from __future__ import annotations
 
-import os
-
-if __name__ == "__main__":
-    # Before numpy loads: one BLAS thread (the frame preprocessing's tiny products; see sb3_dqn_atari.evaluate).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import argparse
 import datetime
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile

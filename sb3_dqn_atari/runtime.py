@@ -392,9 +392,6 @@ class OnnxAgent:
     :param intra_op_num_threads: onnxruntime threads per operator (1: one core, the fastest for batch 1 here;
         ``None``: onnxruntime's default).
 
-    On a small or busy machine start Python with ``OPENBLAS_NUM_THREADS=1`` (``python -m sb3_dqn_atari.play``
-    sets it): the frame preprocessing's matrix products are many times slower when OpenBLAS threads compete.
-
     >>> agent = OnnxAgent("exported_models/BreakoutNoFrameskip-v4-nature-dqn.onnx")  # doctest: +SKIP
     >>> results = agent.play(episodes=3, seed=0, epsilon=0.05)  # doctest: +SKIP
     """

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# Tests run next to each other's processes on 2 cores: no BLAS thread pools spinning against torch's.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 from pathlib import Path
 
 import gymnasium as gym
