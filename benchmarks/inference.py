@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     play = results["play"]
     print()
     print(
-        f"play loop (onnxruntime 1 thread, OpenBLAS 1 thread, {int(play['steps'])} steps in "
+        f"play loop (onnxruntime 1 thread, {int(play['steps'])} steps in "
         f"{int(play['episodes'])} episodes): {play['steps_per_s_wall']:,.0f} agent steps/s wall, "
         f"{play['steps_per_s_cpu']:,.0f} per CPU-second, best episode {play['steps_per_s_best_episode']:,.0f}/s wall"
     )
