@@ -21,12 +21,10 @@ end with one ``error: ...`` line on stderr, exit code 2, and no output file.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +39,11 @@ from sb3_dqn_atari.evaluation import (
     EvalResult,
     ProtocolEnv,
     atari_game,
-    atomic_write_bytes,
     evaluate_policy_protocol,
     make_eval_env,
     protocol_settings,
-    set_default_permissions,
 )
+from sb3_dqn_atari.files import Mp4Writer, atomic_write_bytes
 from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
 
@@ -146,56 +143,6 @@ def _check_output(path: Path | None, what: str) -> None:
         raise UserError(f"cannot write {what} {path}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write {what} {path}: permission denied")
-
-
-class VideoWriter:
-    """Streams raw RGB screens into an MP4 (H.264 via imageio-ffmpeg) in a temporary file, then moves it into
-    place with ``os.replace`` on :meth:`finish`; :meth:`abort` leaves nothing behind."""
-
-    def __init__(self, path: Path, fps: int = VIDEO_FPS) -> None:
-        self.path = path
-        self.fps = fps
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.frames = 0
-        self._gen: Any = None
-
-    def __call__(self, frame: np.ndarray) -> None:
-        if self._gen is None:
-            import imageio_ffmpeg
-
-            height, width = frame.shape[:2]
-            # Even sizes suit yuv420p: no rescaling (macro_block_size 2), so the video has the screen's size.
-            self._gen = imageio_ffmpeg.write_frames(
-                str(self.tmp),
-                (width, height),
-                fps=self.fps,
-                codec="libx264",
-                macro_block_size=2,
-                ffmpeg_log_level="error",
-            )
-            self._gen.send(None)
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
-        self.frames += 1
-
-    def finish(self) -> bool:
-        """Close the stream and move the file into place; False if no frame was written."""
-        if self._gen is None:
-            self.abort()
-            return False
-        self._gen.close()
-        self._gen = None
-        set_default_permissions(self.tmp)
-        os.replace(self.tmp, self.path)
-        return True
-
-    def abort(self) -> None:
-        if self._gen is not None:
-            with contextlib.suppress(Exception):  # ffmpeg may already be gone after ^C; the temp file goes anyway
-                self._gen.close()
-            self._gen = None
-        self.tmp.unlink(missing_ok=True)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -323,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
     if agent.env_id is not None and env.eval_info.game != _game_or_none(agent.env_id):
         print(f"note: the model was trained on {agent.env_id}, evaluating it on {env_id}", file=sys.stderr)
 
-    video = VideoWriter(args.video) if args.video is not None else None
+    video = Mp4Writer(args.video, VIDEO_FPS) if args.video is not None else None
     done: list[EpisodeResult] = []
 
     def on_episode(index: int, episode: EpisodeResult) -> None:

@@ -28,8 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
+from sb3_dqn_atari.files import atomic_write_bytes
 from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.preprocessing import FRAME_SIZE
 from sb3_dqn_atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX, NatureAtariWrapper
@@ -526,27 +525,6 @@ def evaluate_policy_protocol(
 
 
 # ------------------------------------------------------------------------------------------------ file output
-
-
-def set_default_permissions(path: str | Path) -> None:
-    """Give a ``mkstemp`` file (0600) the permissions a plain ``open`` would have (0666 minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        set_default_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------- the callback

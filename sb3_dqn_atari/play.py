@@ -16,79 +16,16 @@ raw screens (one per agent step, so the video runs at 60 / frame_skip = 15 fps, 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
+from sb3_dqn_atari.files import Mp4Writer
 from sb3_dqn_atari.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
 DEFAULT_MAX_FRAMES = 18_000
 #: Nearest-neighbour upscaling of the 210×160 screen in videos (players and encoders like bigger frames).
 VIDEO_SCALE = 2
-
-
-class Mp4Writer:
-    """Streams RGB frames into an H.264 MP4 via imageio-ffmpeg; writes a temporary file in the same folder and
-    moves it into place on :meth:`finish` (:meth:`abort` leaves nothing)."""
-
-    def __init__(self, path: Path, fps: float, scale: int = VIDEO_SCALE) -> None:
-        if path.suffix.lower() != ".mp4":
-            raise PlayerError(f"the video {path} should end in .mp4")
-        if path.is_dir():
-            raise PlayerError(f"the video {path} is a folder; pass a file name")
-        parent = path.parent if str(path.parent) else Path(".")
-        try:
-            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.", suffix=".mp4")
-        except OSError as exc:
-            raise PlayerError(f"cannot write the video to {parent}: {exc.strerror or exc}") from exc
-        os.close(fd)
-        self.path, self.tmp, self.fps, self.scale = path, Path(tmp), fps, scale
-        self.frames = 0
-        self._writer: Any = None
-
-    def __call__(self, frame: np.ndarray) -> None:
-        if self.scale > 1:
-            frame = frame.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
-        if self._writer is None:
-            import imageio_ffmpeg
-
-            height, width = frame.shape[:2]
-            self._writer = imageio_ffmpeg.write_frames(
-                str(self.tmp),
-                (width, height),
-                fps=self.fps,
-                codec="libx264",
-                pix_fmt_out="yuv420p",
-                macro_block_size=2,
-                ffmpeg_log_level="error",
-            )
-            self._writer.send(None)
-        self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
-        self.frames += 1
-
-    def finish(self) -> None:
-        if self._writer is None:
-            self.abort()
-            return
-        self._writer.close()
-        self._writer = None
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o666 & ~umask)
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(Exception):  # ffmpeg may be gone already (Ctrl-C); the temp file goes anyway
-                self._writer.close()
-            self._writer = None
-        self.tmp.unlink(missing_ok=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -123,7 +60,14 @@ def run(args: argparse.Namespace) -> list[EpisodeResult]:
     writer = None
     if args.video is not None:
         fps = 60.0 / meta.preprocessing.frame_skip if atari else 30.0
-        writer = Mp4Writer(args.video, fps)
+        if args.video.suffix.lower() != ".mp4":
+            raise PlayerError(f"the video {args.video} should end in .mp4")
+        if args.video.is_dir():
+            raise PlayerError(f"the video {args.video} is a folder; pass a file name")
+        try:
+            writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
+        except OSError as exc:
+            raise PlayerError(f"cannot write the video {args.video}: {exc.strerror or exc}") from exc
 
     def on_episode(index: int, result: EpisodeResult) -> None:
         frames = f", {result.frames} frames" if result.frames is not None else ""

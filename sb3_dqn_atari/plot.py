@@ -342,7 +342,7 @@ def plot_runs(
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=dpi)
-        from sb3_dqn_atari.evaluation import set_default_permissions
+        from sb3_dqn_atari.files import set_default_permissions
 
         set_default_permissions(tmp)
         os.replace(tmp, output)

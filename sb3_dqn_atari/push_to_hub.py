@@ -198,8 +198,9 @@ def evaluate_atari(
     first episode's raw screens."""
     import numpy as np
 
-    from sb3_dqn_atari.evaluate import VideoWriter, results_json
+    from sb3_dqn_atari.evaluate import VIDEO_FPS, results_json
     from sb3_dqn_atari.evaluation import EVAL_EPSILON, evaluate_policy_protocol, make_eval_env
+    from sb3_dqn_atari.files import Mp4Writer
     from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
 
     epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
@@ -215,7 +216,7 @@ def evaluate_atari(
     def act(obs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(obs, deterministic=True)[0])
 
-    video = VideoWriter(folder / VIDEO_FILE) if options.video_length > 0 else None
+    video = Mp4Writer(folder / VIDEO_FILE, VIDEO_FPS) if options.video_length > 0 else None
     sink = _FrameCap(video, options.video_length * env.eval_info.protocol.frame_skip + 1) if video else None
     started = datetime.datetime.now()
     try:
@@ -261,7 +262,7 @@ def evaluate_other(
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
 
-    from sb3_dqn_atari.evaluate import VideoWriter
+    from sb3_dqn_atari.files import Mp4Writer
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering; SDL complains without a display
 
@@ -276,7 +277,7 @@ def evaluate_other(
         venv = VecFrameStack(venv, frame_stack)
     venv.seed(options.seed)
     fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
-    video = VideoWriter(folder / VIDEO_FILE, fps=fps) if options.video_length > 0 else None
+    video = Mp4Writer(folder / VIDEO_FILE, fps) if options.video_length > 0 else None
     recorded = 0
 
     def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:

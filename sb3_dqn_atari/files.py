@@ -1,0 +1,93 @@
+"""Writing output files so that nothing half-written is ever left behind (no torch: the ONNX player uses it).
+
+Every file goes to a temporary file in the destination's folder and is moved into place with ``os.replace``
+(atomic on POSIX) only once it is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def set_default_permissions(path: str | Path) -> None:
+    """Give a ``mkstemp`` file (0600) the permissions a plain ``open`` would have (0666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        set_default_permissions(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Mp4Writer:
+    """Streams RGB frames into an H.264 MP4 (imageio-ffmpeg) in a temporary file beside ``path``, moved into
+    place by :meth:`finish`; :meth:`abort` leaves nothing. Raises ``OSError`` if the folder is not writable.
+
+    :param path: the ``.mp4`` to write
+    :param fps: frames per second of the video
+    :param scale: nearest-neighbour upscaling of each frame (players and encoders like bigger frames)
+    """
+
+    def __init__(self, path: Path, fps: float, scale: int = 1) -> None:
+        parent = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.", suffix=".mp4")
+        os.close(fd)
+        self.path, self.tmp, self.fps, self.scale = path, Path(tmp), fps, scale
+        self.frames = 0
+        self._writer: Any = None
+
+    def __call__(self, frame: np.ndarray) -> None:
+        if self.scale > 1:
+            frame = frame.repeat(self.scale, axis=0).repeat(self.scale, axis=1)
+        if self._writer is None:
+            import imageio_ffmpeg
+
+            height, width = frame.shape[:2]
+            # Even sizes suit yuv420p: no rescaling (macro_block_size 2), so the video has the frames' size.
+            self._writer = imageio_ffmpeg.write_frames(
+                str(self.tmp),
+                (width, height),
+                fps=self.fps,
+                codec="libx264",
+                pix_fmt_out="yuv420p",
+                macro_block_size=2,
+                ffmpeg_log_level="error",
+            )
+            self._writer.send(None)
+        self._writer.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frames += 1
+
+    def finish(self) -> bool:
+        """Close the stream and move the file into place; False (and no file) if no frame was written."""
+        if self._writer is None:
+            self.abort()
+            return False
+        self._writer.close()
+        self._writer = None
+        set_default_permissions(self.tmp)
+        os.replace(self.tmp, self.path)
+        return True
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # ffmpeg may be gone already (Ctrl-C); the temp file goes anyway
+                self._writer.close()
+            self._writer = None
+        self.tmp.unlink(missing_ok=True)
