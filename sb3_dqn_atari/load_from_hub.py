@@ -585,22 +585,25 @@ def one_line_warnings(
     print(f"warning: {message}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_cli(command: Callable[[], object], interrupted: str) -> int:
+    """Run a Hub command: warnings on one line each; a user error or an OS error (e.g. an output folder that
+    cannot be created) as one ``error:`` line and status 2; Ctrl-C as ``interrupted``, status 130."""
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warnings
-            run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. an output folder that cannot be created: one line, not a trace
+            command()
+    except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
+        print(f"interrupted: {interrupted}", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_cli(lambda: run(args), "nothing was written")
 
 
 if __name__ == "__main__":

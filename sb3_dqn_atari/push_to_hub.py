@@ -49,7 +49,6 @@ import os
 import shutil
 import sys
 import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +66,7 @@ from sb3_dqn_atari.load_from_hub import (
     latest_run_id,
     model_name,
     move_into_place,
-    one_line_warnings,
+    run_cli,
     staging_dir,
     with_retries,
 )
@@ -823,20 +822,7 @@ def run(args: argparse.Namespace) -> RepoFolder:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = one_line_warnings
-            run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # e.g. an output folder that cannot be created: one line, not a trace
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was uploaded", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(lambda: run(args), "nothing was uploaded")
 
 
 if __name__ == "__main__":
