@@ -62,6 +62,7 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
+from sb3_dqn_atari.files import set_default_permissions
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.runtime import (
     ACTION_NAME,
@@ -379,9 +380,7 @@ def _temp_path(path: Path) -> Path:
     """An empty file next to ``path``, with the permissions a plain ``open(path, "w")`` would give it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    set_default_permissions(tmp)
     return Path(tmp)
 
 
