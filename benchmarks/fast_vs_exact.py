@@ -2,11 +2,17 @@
 with the paper's protocol at the same steps, and draw both learning curves in one PNG.
 
 The paper's hyperparameters (``hyperparams/dqn.yml``), with ``learning_starts``, the ε decay and the target
-period scaled by ``--scale`` so that a short run (a few hundred thousand steps) shows learning; both modes get
-exactly the same settings and seeds. Pong is the usual short-run game. At ~130 agent steps/s (this project's
-2-core CPU) one 300k-step run takes about 40 minutes per mode and seed::
+period scaled by ``--scale`` (default 0.1: replay start 5,000, ε 1 → 0.1 over 100,000 steps, target copy every
+1,000 steps) so that a short run (a few hundred thousand steps) shows learning; ``--buffer-size`` 200,000. Both
+modes get exactly the same settings and seeds. Pong is the usual short-run game.
 
-    python benchmarks/fast_vs_exact.py --env PongNoFrameskip-v4 --steps 300000 --eval-every 25000 --seeds 0 1
+Each finished run is saved as ``OUTPUT/<mode>_seed<seed>.json``; the plot is drawn from all runs found there.
+So the modes can run side by side in two processes, one core each, and be plotted together afterwards (on this
+project's 2-core CPU a 300k-step Pong run takes about an hour that way)::
+
+    python benchmarks/fast_vs_exact.py --modes exact --threads 1 &
+    python benchmarks/fast_vs_exact.py --modes fast --threads 1 &
+    wait; python benchmarks/fast_vs_exact.py --plot-only
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 import yaml
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecFrameStack
 
 from sb3_dqn_atari import NatureAtariWrapper, NatureDQN
-from sb3_dqn_atari.evaluation import NatureEvalCallback
+from sb3_dqn_atari.evaluation import PAPER_SCORES, NatureEvalCallback, atari_game
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_MODEL_KEYS = {"env_wrapper", "frame_stack", "n_timesteps", "policy", "n_envs"}
@@ -54,11 +61,23 @@ def run(env_id: str, mode: str, seed: int, args: argparse.Namespace, out: Path) 
     start = time.perf_counter()
     model.learn(args.steps, callback=callback, progress_bar=True)
     elapsed = time.perf_counter() - start
-    return {
+    result = {
         "steps": [float(t) for t in callback.timesteps],
         "scores": [r.mean for r in callback.results],
         "steps_per_second": [args.steps / elapsed],
     }
+    (out / f"{mode}_seed{seed}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def saved_runs(out: Path) -> dict[str, list[dict[str, list[float]]]]:
+    """Every ``<mode>_seed<seed>.json`` in ``out``, by mode (exact first)."""
+    curves: dict[str, list[dict[str, list[float]]]] = {"exact": [], "fast": []}
+    for path in sorted(out.glob("*_seed*.json")):
+        mode = path.name.split("_seed")[0]
+        if mode in curves:
+            curves[mode].append(json.loads(path.read_text()))
+    return {mode: runs for mode, runs in curves.items() if runs}
 
 
 def main() -> None:
@@ -69,9 +88,12 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--max-frames", type=int, default=18_000, help="frame cap of an evaluation episode")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--scale", type=float, default=0.2, help="factor on learning_starts, ε decay, target period")
+    parser.add_argument("--scale", type=float, default=0.1, help="factor on learning_starts, ε decay, target period")
     parser.add_argument("--buffer-size", type=int, default=200_000)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--modes", nargs="+", choices=["exact", "fast"], default=["exact", "fast"])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--plot-only", action="store_true", help="only draw the runs saved in --output")
     parser.add_argument("-o", "--output", type=Path, default=Path("fast_vs_exact"))
     args = parser.parse_args()
 
@@ -82,23 +104,29 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     gym.register_envs(ale_py)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
-    curves: dict[str, list[dict[str, list[float]]]] = {"exact": [], "fast": []}
-    for seed in args.seeds:
-        for mode in curves:
-            curves[mode].append(run(args.env, mode, seed, args, args.output))
-            print(f"{mode} seed {seed}: {curves[mode][-1]}", flush=True)
+    for seed in [] if args.plot_only else args.seeds:
+        for mode in args.modes:
+            print(f"{mode} seed {seed}: {run(args.env, mode, seed, args, args.output)}", flush=True)
+    curves = saved_runs(args.output)
 
     figure, axis = plt.subplots(figsize=(7, 4.5))
     print(f"\n{'mode':6s} {'steps/s':>8s}  paper-protocol score at each evaluation (mean over seeds)")
     for mode, runs in curves.items():
-        steps = runs[0]["steps"]
-        scores = np.array([r["scores"] for r in runs])
+        length = min(len(r["steps"]) for r in runs)
+        steps = runs[0]["steps"][:length]
+        scores = np.array([r["scores"][:length] for r in runs])
         axis.plot(steps, scores.mean(axis=0), label=f"{mode} ({len(runs)} seed(s))")
         if len(runs) > 1:
             axis.fill_between(steps, scores.min(axis=0), scores.max(axis=0), alpha=0.2)
         speed = np.mean([r["steps_per_second"][0] for r in runs])
         print(f"{mode:6s} {speed:8.1f}  " + " ".join(f"{s:7.2f}" for s in scores.mean(axis=0)))
+    paper = PAPER_SCORES.get(atari_game(args.env))
+    if paper is not None:  # the paper's random and human scores, so that a flat curve reads as flat
+        axis.axhline(paper.random, color="gray", linestyle=":", label=f"random ({paper.random:g}, paper)")
+        axis.axhline(paper.human, color="gray", linestyle="--", label=f"human ({paper.human:g}, paper)")
     axis.set_xlabel("agent steps")
     axis.set_ylabel("paper-protocol score")
     axis.set_title(f"{args.env}: NatureDQN fast vs exact")

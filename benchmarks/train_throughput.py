@@ -2,9 +2,14 @@
 
 Both agents are built from their rl-zoo3 hyperparameter files (rl-zoo3's own ``dqn.yml`` ``atari`` block for
 SB3, our ``hyperparams/dqn.yml`` for NatureDQN) on the same game and seed, with ``learning_starts`` lowered to
-``--warmup`` so that the measured steps are at steady state (one SGD update every 4 agent steps). The
-agents are measured in alternating chunks (A, B, A, B, ...) in one process, so machine load hits both
-alike; the median chunk speed of each is reported, with the ratio.
+``--warmup`` so that the measured steps are at steady state (one SGD update every 4 agent steps).
+
+Each agent lives in its own worker process (``spawn``), where it is built and warmed up: NatureDQN's
+``learn`` applies a process-wide glibc allocator setting (:func:`sb3_dqn_atari.allocator.keep_freed_memory`)
+that would speed up SB3's DQN too if they shared a process, and separate processes also keep their torch
+thread pools and heaps apart, so each agent is measured as its users run it. The parent still measures them
+in alternating chunks (A, B, C, A, B, C, ...), one worker computing at a time while the others wait, so
+machine load hits all alike; the median chunk speed of each is reported, with the ratio.
 
 For NatureDQN it also reports where the time goes: env step, action selection, replay add, replay sample,
 train step (without the sample), and the rest.
@@ -15,11 +20,21 @@ train step (without the sample), and the rest.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
+import platform
 import statistics
+import sys
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +49,12 @@ from stable_baselines3.common.vec_env import VecFrameStack
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_MODEL_KEYS = {"env_wrapper", "frame_stack", "n_timesteps", "policy", "n_envs", "normalize"}
+BREAKDOWN = ("env step", "action selection", "replay add", "replay sample", "train step")
+
+#: parent to worker: ("run", agent steps) or ("stop", 0)
+Command = tuple[str, int]
+#: worker to parent: ("ready", torch threads), ("done", (seconds, timer seconds)) or ("error", traceback)
+Reply = tuple[str, Any]
 
 
 def zoo_hyperparams(path: Path, env_id: str) -> tuple[dict[str, Any], str]:
@@ -97,7 +118,96 @@ def instrument(model: BaseAlgorithm) -> Timers:
     return timers
 
 
-def main() -> None:
+def prepare(agent: str, mode: str, args: argparse.Namespace, device: str) -> tuple[BaseAlgorithm, Timers | None]:
+    """Build one agent in this (worker) process, fill past ``learning_starts`` and time our agents' parts."""
+    import ale_py
+
+    gym.register_envs(ale_py)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    model = build(agent, args.env, args.seed, args.warmup, device, mode)
+    model.learn(args.warmup + 4, reset_num_timesteps=False)  # every measured step is steady state
+    return model, None if agent == "sb3" else instrument(model)
+
+
+def serve(conn: Connection[Reply, Command], agent: str, mode: str, args: argparse.Namespace, device: str) -> None:
+    """Worker process: prepare one agent, then run and time chunks of ``learn`` on request until "stop"."""
+    try:
+        model, timers = prepare(agent, mode, args, device)
+        conn.send(("ready", torch.get_num_threads()))
+        while True:
+            command, steps = conn.recv()
+            if command == "stop":
+                break
+            start = time.perf_counter()
+            model.learn(steps, reset_num_timesteps=False)
+            elapsed = time.perf_counter() - start
+            conn.send(("done", (elapsed, dict(timers.seconds) if timers is not None else {})))
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class WorkerError(RuntimeError):
+    def __init__(self, name: str, details: str) -> None:
+        super().__init__(f"worker {name} failed:\n{details}")
+
+
+@dataclass
+class Worker:
+    """The parent's end of one agent's worker process, with what its chunks measured."""
+
+    name: str
+    process: BaseProcess
+    conn: Connection[Command, Reply]
+    threads: int = 0
+    speeds: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls, ctx: SpawnContext, name: str, agent: str, mode: str, args: argparse.Namespace, device: str
+    ) -> Worker:
+        conn, child = ctx.Pipe()
+        process = ctx.Process(target=serve, args=(child, agent, mode, args, device), name=name, daemon=True)
+        process.start()
+        child.close()  # the worker's end is the worker's alone: recv sees EOF if it dies
+        worker = cls(name, process, conn)
+        worker.threads = worker.reply("ready")
+        return worker
+
+    def reply(self, expected: str) -> Any:
+        try:
+            kind, payload = self.conn.recv()
+        except EOFError:
+            self.process.join(timeout=5)
+            raise WorkerError(self.name, f"exited with code {self.process.exitcode} without replying") from None
+        if kind == "error":
+            raise WorkerError(self.name, payload)
+        assert kind == expected, (kind, expected)
+        return payload
+
+    def run(self, steps: int) -> float:
+        """Run ``steps`` agent steps in the worker; the seconds ``learn`` took there."""
+        self.conn.send(("run", steps))
+        elapsed, self.parts = self.reply("done")
+        self.speeds.append(steps / elapsed)
+        self.seconds += elapsed
+        return float(elapsed)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):  # it may have exited already
+            self.conn.send(("stop", 0))
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.conn.close()
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="BreakoutNoFrameskip-v4")
     parser.add_argument("--steps", type=int, default=2000, help="agent steps per measured chunk")
@@ -107,55 +217,83 @@ def main() -> None:
     parser.add_argument(
         "--mode", default="exact,fast", help="NatureDQN modes: exact, fast, exact-nchw (exact in NCHW layout)"
     )
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per agent (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import ale_py
 
-    gym.register_envs(ale_py)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = str(get_device(args.device))
-    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    agents = {"sb3": build("sb3", args.env, args.seed, args.warmup, device, "exact")}
-    for mode in modes:
-        agents[f"nature-{mode}"] = build("nature", args.env, args.seed, args.warmup, device, mode)
-    for model in agents.values():  # fill past learning_starts: every measured step is steady state
-        model.learn(args.warmup + 4, reset_num_timesteps=False)
-    timers = {name: instrument(model) for name, model in agents.items() if name != "sb3"}
-    speeds: dict[str, list[float]] = defaultdict(list)
-    seconds: dict[str, float] = defaultdict(float)
-    for _ in range(args.rounds):
-        for name, model in agents.items():
-            start = time.perf_counter()
-            model.learn(args.steps, reset_num_timesteps=False)
-            elapsed = time.perf_counter() - start
-            speeds[name].append(args.steps / elapsed)
-            seconds[name] += elapsed
-            print(f"  {name:14s} chunk: {args.steps / elapsed:7.1f} steps/s", flush=True)
+def measure(workers: list[Worker], steps: int, rounds: int) -> None:
+    """Alternate chunks over the workers, one computing at a time."""
+    for _ in range(rounds):
+        for worker in workers:
+            elapsed = worker.run(steps)
+            print(f"  {worker.name:14s} chunk: {steps / elapsed:7.1f} steps/s", flush=True)
 
-    sb3_speed = statistics.median(speeds["sb3"])
-    cpu = f"{torch.get_num_threads()} torch threads"
+
+def host_description() -> str:
+    """CPU model, cores and the bf16 instructions oneDNN can use (what ``mode="fast"`` gains from)."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
+        model = names[0] if names else model
+    bf16 = [
+        name
+        for name, supported in (
+            ("AMX", torch.cpu._is_amx_tile_supported()),
+            ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
+        )
+        if supported
+    ]
+    gpu = f", GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{model}, {os.cpu_count()} cores, bf16 on the CPU via {'/'.join(bf16) or 'none'}{gpu}"
+
+
+def report(workers: list[Worker], args: argparse.Namespace, device: str) -> None:
+    sb3_speed = statistics.median(workers[0].speeds)
+    cpu = "/".join(str(n) for n in sorted({w.threads for w in workers})) + " torch threads"
     print(f"\n{args.env}, device={device} ({cpu}), {date.today().isoformat()}, median of {args.rounds} chunks")
+    print(f"host: {host_description()}")
     print(f"{'agent':32s} {'steps/s':>9s} {'ratio':>7s}")
     print(f"{'SB3 DQN + rl-zoo3 atari':32s} {sb3_speed:9.1f} {1.0:6.2f}x")
-    for mode in modes:
-        ours = statistics.median(speeds[f"nature-{mode}"])
-        print(f"{'NatureDQN (' + mode + ')':32s} {ours:9.1f} {ours / sb3_speed:6.2f}x")
+    for worker in workers[1:]:
+        ours = statistics.median(worker.speeds)
+        print(f"{'NatureDQN (' + worker.name.removeprefix('nature-') + ')':32s} {ours:9.1f} {ours / sb3_speed:6.2f}x")
+    for worker in workers[1:]:
+        breakdown(worker, args.steps * args.rounds)
 
-    for name, timer in timers.items():
-        print(f"\n{name}: time per agent step")
-        n_steps = args.steps * args.rounds
-        total = seconds[name] / n_steps
-        parts = dict(timer.seconds)
-        parts["train step"] -= parts.get("replay sample", 0.0)  # sample is called inside train
-        counted = 0.0
-        for label in ("env step", "action selection", "replay add", "replay sample", "train step"):
-            per_step = parts.get(label, 0.0) / n_steps
-            counted += per_step
-            print(f"  {label:18s} {per_step * 1e6:9.1f} us  {100 * per_step / total:5.1f}%")
-        print(f"  {'other':18s} {(total - counted) * 1e6:9.1f} us  {100 * (total - counted) / total:5.1f}%")
+
+def breakdown(worker: Worker, n_steps: int) -> None:
+    print(f"\n{worker.name}: time per agent step")
+    total = worker.seconds / n_steps
+    parts = dict(worker.parts)
+    parts["train step"] = parts.get("train step", 0.0) - parts.get("replay sample", 0.0)  # sample is inside train
+    counted = 0.0
+    for label in BREAKDOWN:
+        per_step = parts.get(label, 0.0) / n_steps
+        counted += per_step
+        print(f"  {label:18s} {per_step * 1e6:9.1f} us  {100 * per_step / total:5.1f}%")
+    print(f"  {'other':18s} {(total - counted) * 1e6:9.1f} us  {100 * (total - counted) / total:5.1f}%")
+
+
+def main() -> None:
+    args = parse_args()
+    device = str(get_device(args.device))
+    modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    agents = [("sb3", "sb3", "exact")] + [(f"nature-{mode}", "nature", mode) for mode in modes]
+    ctx = multiprocessing.get_context("spawn")
+    workers: list[Worker] = []
+    try:
+        for name, agent, mode in agents:  # one at a time: warm-ups don't compete either
+            workers.append(Worker.start(ctx, name, agent, mode, args, device))
+        measure(workers, args.steps, args.rounds)
+    except WorkerError as error:
+        print(error, file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        for worker in workers:
+            worker.stop()
+    report(workers, args, device)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,19 @@ What is overridden, and why (everything else is SB3's DQN, reused as is):
 Modes (``mode=``): ``"exact"`` (default) is all of the above in float32. ``"fast"`` may change numerics, each
 change named and switchable in ``fast_options`` (defaults in :data:`FAST_OPTIONS`):
 
-* ``bf16_autocast``: the train step and action selection under ``torch.autocast(bfloat16)`` (AMX on recent
-  x86 CPUs, tensor cores on GPUs); weights, optimizer state and the loss stay float32;
+* ``bf16_autocast``: the train step under ``torch.autocast(bfloat16)`` (AVX512-BF16/AMX on recent x86 CPUs,
+  tensor cores on GPUs); weights, optimizer state and the loss stay float32. Action selection stays float32
+  (one observation: casting the weights would cost more than it saves);
 * ``compile``: ``torch.compile`` on the online and target networks' forward (slow first steps; off by default).
+
+Overhead removed in both modes (numerics unchanged):
+
+* the optimizer computes ``sqrt(g2 - g^2 + eps)`` into preallocated buffers (:class:`DeepMindRMSprop`);
+* with ``max_grad_norm=inf`` (the paper: no clipping), SB3's ``clip_grad_norm_`` call is skipped: it would
+  compute every gradient's norm and multiply every gradient by exactly 1.0 (~1 ms per update on the CPU).
+  Identical updates while the gradients are finite (a test compares with SB3's ``train``); SB3 turns every
+  gradient into NaN once one is infinite, which here stays in the affected parameters only;
+* ``keep_freed_memory`` (CPU): :func:`sb3_dqn_atari.allocator.keep_freed_memory`, process-wide.
 
 Known difference from the Lua code: at a step ``t`` with an update, the Lua selects the action for ``t``
 *before* the update and SB3 after it, so acting uses weights one update fresher. The sequence of updates
@@ -58,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -83,6 +94,10 @@ FAST_OPTIONS: dict[str, bool] = {"bf16_autocast": True, "compile": False}
 MODES = ("exact", "fast")
 
 
+def _no_parameters(recurse: bool = True) -> Iterator[torch.nn.Parameter]:
+    return iter(())
+
+
 class NatureDQN(DQN):
     """The Nature DQN (Mnih et al. 2015) with SB3's API: ``NatureDQN("CnnPolicy", env).learn(...)``.
 
@@ -101,6 +116,9 @@ class NatureDQN(DQN):
         layout). The math stays float32 in either layout; only the summation order inside the conv kernels
         differs. ``None``: on for the CPU (where the train step is faster in it:
         ``benchmarks/train_throughput.py --mode exact,exact-nchw``), and for ``mode="fast"`` on GPUs.
+    :param keep_freed_memory: when ``learn`` starts, set glibc's allocator to keep freed memory for reuse
+        (:mod:`sb3_dqn_atari.allocator`; process-wide, numerics unchanged). ``None``: on when training on
+        the CPU, where page faults on the train step's temporaries cost 10-25 % of it.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -142,6 +160,7 @@ class NatureDQN(DQN):
         mode: str = "exact",
         fast_options: dict[str, bool] | None = None,
         channels_last: bool | None = None,
+        keep_freed_memory: bool | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -151,6 +170,7 @@ class NatureDQN(DQN):
         self.mode = mode
         self.fast_options = {**FAST_OPTIONS, **(fast_options or {})}
         self.channels_last = channels_last
+        self.keep_freed_memory = keep_freed_memory
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("optimizer_class", DeepMindRMSprop)
         if policy_kwargs["optimizer_class"] is DeepMindRMSprop:
@@ -226,9 +246,19 @@ class NatureDQN(DQN):
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def predict(self, *args: Any, **kwargs: Any) -> Any:
-        with self._autocast():
-            return super().predict(*args, **kwargs)
+    @contextlib.contextmanager
+    def _skip_infinite_clip(self) -> Iterator[None]:
+        """SB3's ``train`` calls ``clip_grad_norm_(self.policy.parameters(), max_grad_norm)``. With an
+        infinite norm it scales every gradient by exactly 1.0; given no parameters it returns at once, so
+        ``policy.parameters`` yields none for the duration of the update (the optimizer holds its own)."""
+        if not math.isinf(self.max_grad_norm):
+            yield
+            return
+        self.policy.parameters = _no_parameters  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del self.policy.parameters
 
     def _setup_learn(
         self,
@@ -240,8 +270,12 @@ class NatureDQN(DQN):
     ) -> tuple[int, BaseCallback]:
         """SB3's, after checking that the replay memory this ``learn`` will fill fits in free memory
         (:func:`sb3_dqn_atari.memory.check_replay_memory`: fails now, not when the ring fills)."""
+        from sb3_dqn_atari.allocator import keep_freed_memory
         from sb3_dqn_atari.memory import check_replay_memory
 
+        choice = getattr(self, "keep_freed_memory", None)
+        if choice or (choice is None and self.device.type == "cpu"):
+            keep_freed_memory()
         if self.replay_buffer is not None:
             check_replay_memory(self.replay_buffer, total_timesteps)
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
@@ -270,7 +304,7 @@ class NatureDQN(DQN):
 
         A boundary crossed before ``learning_starts`` needs no copy: the network has not changed yet.
         """
-        with self._autocast():
+        with self._autocast(), self._skip_infinite_clip():
             super().train(gradient_steps, batch_size)
         previous = max(self._last_train_timestep, self.learning_starts)
         if self.num_timesteps // self.target_update_interval > previous // self.target_update_interval:

@@ -46,6 +46,16 @@ class DeepMindRMSprop(Optimizer):
         if eps <= 0.0:
             raise ValueError(f"Invalid eps: {eps}")
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+        # sqrt(g2 - g^2 + eps) of each parameter, computed into the same buffer every step: a fresh
+        # tensor per step costs page faults on the CPU (the Nature network's 1.6M-weight layer: ~3 ms).
+        # Scratch only, not optimizer state: not saved, rebuilt on demand.
+        self._denoms: dict[torch.Tensor, torch.Tensor] = {}
+
+    def _denom(self, param: torch.Tensor) -> torch.Tensor:
+        denom = self._denoms.get(param)
+        if denom is None or denom.shape != param.shape or denom.device != param.device:
+            denom = self._denoms[param] = torch.empty_like(param, memory_format=torch.preserve_format)
+        return denom
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -76,7 +86,9 @@ class DeepMindRMSprop(Optimizer):
             torch._foreach_mul_(square_avgs, alpha)
             torch._foreach_addcmul_(square_avgs, grads, grads, value=1.0 - alpha)
             # denom = sqrt(g2 - g^2 + eps)
-            denom = torch._foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1.0)
+            denom = [self._denom(p) for p in params]
+            for out, square_avg, grad_avg in zip(denom, square_avgs, grad_avgs, strict=True):
+                torch.addcmul(square_avg, grad_avg, grad_avg, value=-1.0, out=out)
             torch._foreach_add_(denom, eps)
             torch._foreach_sqrt_(denom)
             # theta = theta - lr grad / denom

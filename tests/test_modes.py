@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from stable_baselines3 import DQN
 
 from sb3_dqn_atari import NatureDQN
 from sb3_dqn_atari.dqn import FAST_OPTIONS
@@ -37,16 +40,9 @@ class TinyImageEnv(RandomWalkEnv):
 
 
 def _model(**kwargs: object) -> NatureDQN:
-    return NatureDQN(
-        "CnnPolicy",
-        TinyImageEnv(),
-        buffer_size=500,
-        learning_starts=100,
-        policy_kwargs={"features_extractor_kwargs": {"features_dim": 32}},
-        seed=0,
-        device="cpu",
-        **kwargs,  # type: ignore[arg-type]
-    )
+    settings: dict[str, object] = {"buffer_size": 500, "learning_starts": 100, "seed": 0, "device": "cpu"}
+    settings["policy_kwargs"] = {"features_extractor_kwargs": {"features_dim": 32}}
+    return NatureDQN("CnnPolicy", TinyImageEnv(), **{**settings, **kwargs})  # type: ignore[arg-type]
 
 
 def _last_conv(model: NatureDQN) -> torch.nn.Conv2d:
@@ -106,3 +102,46 @@ def test_fast_q_values_stay_close_to_exact() -> None:
     scale = q_exact.abs().max()
     assert (q_fast - q_exact).abs().max() <= 0.02 * scale + 1e-3
     assert not torch.equal(q_fast, q_exact)  # it is a different numeric path
+
+
+def _updates(model: NatureDQN, train: object, n: int = 4) -> list[torch.Tensor]:
+    """Parameters after ``n`` calls of ``train(model, 1, 16)`` from the model's current state."""
+    policy_state = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    optimizer_state = copy.deepcopy(model.policy.optimizer.state_dict())
+    np.random.seed(123)  # the replay memory samples with numpy's global generator
+    for _ in range(n):
+        train(model, 1, 16)  # type: ignore[operator]
+    after = [p.detach().clone() for p in model.policy.parameters()]
+    model.policy.load_state_dict(policy_state)
+    model.policy.optimizer.load_state_dict(optimizer_state)
+    return after
+
+
+@pytest.mark.parametrize("max_grad_norm", [math.inf, 0.05])
+def test_update_is_sb3_train(max_grad_norm: float) -> None:
+    """The overhead removed from the update changes nothing: SB3's own ``DQN.train`` on the same model, the
+    same samples and the same optimizer gives bit-identical parameters (with the paper's infinite norm, where
+    the clip call is skipped, and with a finite one, where SB3 clips)."""
+    model = _model(max_grad_norm=max_grad_norm, learning_starts=1000)
+    model.learn(300)  # fill the replay memory, no update yet
+    assert model._n_updates == 0
+    ours = _updates(model, NatureDQN.train)
+    sb3 = _updates(model, DQN.train)
+    assert all(torch.equal(a, b) for a, b in zip(ours, sb3, strict=True))
+    moved = _updates(model, NatureDQN.train, n=1)
+    before = [p.detach() for p in model.policy.parameters()]
+    assert not all(torch.equal(a, b) for a, b in zip(moved, before, strict=True))
+    assert "parameters" not in vars(model.policy)  # the skip is undone after the update
+
+
+def test_fast_mode_acts_in_float32() -> None:
+    """Action selection is one observation: fast mode leaves it float32 (casting the weights to bf16 for one
+    observation costs more than it saves); the update is where bf16 applies."""
+    model = _model(mode="fast")
+    dtypes: list[torch.dtype] = []
+    model.q_net.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    observation = TinyImageEnv().reset(seed=0)[0]
+    model.predict(observation, deterministic=True)
+    assert dtypes == [torch.float32]
+    model.learn(150)  # past learning_starts=100: updates run
+    assert model._n_updates > 0 and torch.bfloat16 in dtypes
