@@ -4,7 +4,7 @@ A Nature-network update on the CPU allocates and frees some 30 MB of short-lived
 observations, activations, bf16 weight casts, gradients). glibc's ``malloc`` serves blocks above its mmap
 threshold (128 KiB at start, raised dynamically up to 32 MiB) with fresh ``mmap`` calls and trims freed memory
 at the top of the heap back to the OS, so every update pays for the same pages again: ~1,400 page faults
-per update on this project's 2-core machine, 10-25 % of the train step (``benchmarks/train_throughput.py``).
+per update on this project's 2-core machine, 15-30 % of the train step (``benchmarks/train_throughput.py``).
 
 :func:`keep_freed_memory` raises the mmap threshold to its maximum (32 MiB: the replay memory, which is far
 larger, is still ``mmap``-ed) and the trim threshold to ``TRIM_THRESHOLD``: freed blocks stay in the heap and

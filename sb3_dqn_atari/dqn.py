@@ -118,7 +118,7 @@ class NatureDQN(DQN):
         ``benchmarks/train_throughput.py --mode exact,exact-nchw``), and for ``mode="fast"`` on GPUs.
     :param keep_freed_memory: when ``learn`` starts, set glibc's allocator to keep freed memory for reuse
         (:mod:`sb3_dqn_atari.allocator`; process-wide, numerics unchanged). ``None``: on when training on
-        the CPU, where page faults on the train step's temporaries cost 10-25 % of it.
+        the CPU, where page faults on the train step's temporaries cost 15-30 % of it.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
