@@ -44,7 +44,7 @@ from sb3_dqn_atari.evaluation import (
     protocol_settings,
 )
 from sb3_dqn_atari.files import Mp4Writer, atomic_write_bytes
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.loading import UserError, exit_on_user_error
 from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
 
 #: The emulator runs at 60 Hz; the video shows every frame in real time.
@@ -323,11 +323,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_on_user_error(lambda: run(args))
 
 
 if __name__ == "__main__":

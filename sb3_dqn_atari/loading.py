@@ -41,6 +41,7 @@ import math
 import pickle
 import pickletools
 import re
+import sys
 import warnings
 import zipfile
 import zlib
@@ -128,6 +129,15 @@ _warned_old: set[str] = set()
 
 class UserError(Exception):
     """An error the user can fix; CLIs print its message on one line and exit with code 2."""
+
+
+def exit_on_user_error(command: Callable[[], int]) -> int:
+    """Run a CLI's ``command``: its exit status, or a :class:`UserError` as one ``error:`` line and status 2."""
+    try:
+        return command()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 class UnsafeZipError(UserError):

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.loading import UserError, exit_on_user_error
 from sb3_dqn_atari.wrappers import ACTION_REPEAT
 
 if TYPE_CHECKING:
@@ -386,11 +386,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_on_user_error(lambda: run(args))
 
 
 if __name__ == "__main__":
