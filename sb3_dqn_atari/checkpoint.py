@@ -77,6 +77,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
+from sb3_dqn_atari.errors import UserError
 from sb3_dqn_atari.memory import ReplayMemoryError
 
 FORMAT_VERSION = 1
@@ -496,7 +497,16 @@ class Checkpoint:
 
         :raises CheckpointError: naming the first file that does not match
         """
-        for name, info in self.manifest.get("files", {}).items():
+        files = self.manifest.get("files", {})
+        if not isinstance(files, dict):
+            raise CheckpointError(f"{self.path}/{MANIFEST_FILE}: 'files' is not a mapping")
+        for name, info in files.items():
+            # names from the manifest: one plain file name of this folder, never a path elsewhere
+            if not isinstance(name, str) or not re.fullmatch(r"[\w.-]+", name) or name in (".", ".."):
+                raise CheckpointError(f"{self.path}/{MANIFEST_FILE} lists the file {str(name)[:80]!r}, which is "
+                                      "not a plain file name of the checkpoint folder")
+            if not isinstance(info, dict) or not isinstance(info.get("bytes"), int):
+                raise CheckpointError(f"{self.path}/{MANIFEST_FILE}: the entry of {name} is malformed")
             path = self.path / name
             if not path.is_file():
                 raise CheckpointError(f"checkpoint {self.path} lacks {name}")
@@ -567,6 +577,10 @@ def latest_checkpoint(path: str | Path) -> Checkpoint:
         found = find_checkpoints(folder)
         if found:
             return found[-1]
+    for folder in (path, path / "checkpoints"):  # manifests there, none usable: say what is wrong with the newest
+        named = sorted(p for p in folder.glob("step_*") if (p / MANIFEST_FILE).is_file()) if folder.is_dir() else []
+        if named:
+            read_checkpoint(named[-1]).verify(hashes=False)
     raise CheckpointError(f"no complete checkpoint in {path} (folders step_<n>/ with a {MANIFEST_FILE})")
 
 
@@ -909,6 +923,12 @@ def _own_options() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-freq", type=int, default=0, help="exact checkpoint every N agent steps (0: off)")
     parser.add_argument("--checkpoint-keep", type=int, default=2, help="checkpoints to keep (default 2)")
     parser.add_argument("--resume", default=None, help="checkpoint, checkpoints folder or run folder to go on from")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="with --resume: skip the checks of the run folder's yml files and of the command line the checkpoint "
+        "records (for checkpoints you trust; resuming always unpickles the checkpoint)",
+    )
     return parser
 
 
@@ -919,14 +939,32 @@ def _without_resume(argv: list[str]) -> list[str]:
             skip = False
         elif arg == "--resume":
             skip = True
-        elif not arg.startswith("--resume="):
+        elif not arg.startswith("--resume=") and arg != "--trust-remote-code":
             out.append(arg)
     return out
 
 
+def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_remote_code: bool) -> None:
+    """What ``--resume`` reads as plain files, checked before anything is unpickled: the run folder around the
+    checkpoint (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
+    checkpoint's ``model.zip`` (member sizes: SB3 reads them whole), and the command line it records when that is
+    reused (:func:`sb3_dqn_atari.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
+    from sb3_dqn_atari.bounded_zip import check_zip
+    from sb3_dqn_atari.trust import check_zoo_argv
+    from sb3_dqn_atari.vetting import vet_run_folder
+
+    if checkpoint.path.parent.name == "checkpoints":
+        vet_run_folder(checkpoint.path.parent.parent, trust_remote_code)
+    if (checkpoint.path / MODEL_FILE).is_file():
+        check_zip(checkpoint.path / MODEL_FILE, what="SB3 model zip")
+    if reused_argv is not None and not trust_remote_code:
+        check_zoo_argv(reused_argv, str(checkpoint.path / MANIFEST_FILE))
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text if isinstance(exc, (CheckpointError, ReplayMemoryError)) else f"{exc.__class__.__name__}: {text}"
+    known = (CheckpointError, ReplayMemoryError, UserError)
+    return text if isinstance(exc, known) else f"{exc.__class__.__name__}: {text}"
 
 
 def zoo_train(argv: list[str] | None = None) -> int:
@@ -945,11 +983,19 @@ def zoo_train(argv: list[str] | None = None) -> int:
         if ours.resume is not None and {"-i", "--trained-agent"} & {a.split("=")[0] for a in rest}:
             raise CheckpointError("--resume and -i/--trained-agent exclude each other: pass one")
         resume = latest_checkpoint(ours.resume) if ours.resume is not None else None
+        reused: list[str] | None = None
         if resume is not None and not rest:  # the checkpoint's command line; our options given now win
-            argv = [str(a) for a in resume.manifest.get("argv", [])] + argv
+            recorded = resume.manifest.get("argv", [])
+            if not isinstance(recorded, list):
+                raise CheckpointError(f"{resume.path}/{MANIFEST_FILE}: 'argv' is not a list of arguments")
+            reused = [str(a) for a in recorded]
+            argv = reused + argv
             ours, rest = parser.parse_known_args(argv)
+        if resume is not None:
+            resume.verify(hashes=False)
+            _vet_resume(resume, reused, ours.trust_remote_code)
         _session = _Session(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume)
-    except CheckpointError as exc:
+    except (CheckpointError, UserError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 

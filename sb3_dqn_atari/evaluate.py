@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_dqn_atari.env_ids import current_env_id
 from sb3_dqn_atari.evaluation import (
     EVAL_EPISODES,
     EVAL_EPSILON,
@@ -71,7 +72,7 @@ def _load_onnx(path: Path) -> Agent:
     except ImportError as exc:  # the runtime needs onnxruntime
         raise UserError(f"evaluating an .onnx model needs sb3_dqn_atari.runtime and onnxruntime ({exc})") from exc
     try:
-        agent = OnnxAgent(path)
+        agent = OnnxAgent(path)  # checks the file first: no external data, no custom operator domain
         agent.metadata.preprocessing.check_supported()
     except PlayerError as exc:
         raise UserError(str(exc)) from exc
@@ -253,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--threads must be at least 1")
     agent = load_for_evaluation(args.model, args.env, args.device, args.threads, args.trust_remote_code)
     env_id = args.env or agent.env_id
+    env_id = current_env_id(env_id) if env_id else None
     if env_id is None:
         raise UserError(f"no env id recorded with {args.model}; pass --env, e.g. --env BreakoutNoFrameskip-v4")
     env: ProtocolEnv = make_eval_env(

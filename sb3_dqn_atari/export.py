@@ -438,8 +438,26 @@ def _wrapper_entries(env_wrapper: Any) -> list[tuple[str, dict[str, Any]]]:
         if isinstance(item, str):
             entries.append((item, {}))
         elif isinstance(item, dict):
-            entries.extend((str(name), dict(kwargs or {})) for name, kwargs in item.items())
+            for name, kwargs in item.items():
+                if kwargs is not None and not isinstance(kwargs, dict):
+                    raise UserError(f"config.yml: the env_wrapper {name!r} has arguments {kwargs!r}, not a mapping")
+                entries.append((str(name), dict(kwargs or {})))
+        else:
+            raise UserError(f"config.yml: env_wrapper holds {item!r}, not a wrapper name")
     return entries
+
+
+def config_int(values: dict[str, Any], key: str, default: int, low: int = 0, high: int = 1 << 20) -> int:
+    """An integer hyperparameter from a model's files (``frame_stack``, a wrapper's ``noop_max``, ...), checked
+    to be one and within ``[low, high]`` (a :class:`UserError` otherwise)."""
+    value = values.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise UserError(f"config.yml: {key} = {value!r} is not a whole number")
+    if not low <= int(value) <= high:
+        raise UserError(f"config.yml: {key} = {value!r} is outside [{low}, {high}]")
+    return int(value)
 
 
 def _is_atari(env_id: str) -> bool:
@@ -464,7 +482,7 @@ def preprocessing_for(
     space = model.observation_space
     assert isinstance(space, spaces.Box) and space.shape is not None
     image = len(space.shape) == 3 and space.dtype == np.uint8
-    frame_stack = int(hyperparams.get("frame_stack") or 0)
+    frame_stack = config_int(hyperparams, "frame_stack", 0, 0, 64)
     entries = _wrapper_entries(hyperparams.get("env_wrapper"))
     if choice == "none" or (choice == "auto" and not image):
         if entries:
@@ -487,15 +505,28 @@ def preprocessing_for(
     elif choice == "auto":
         notes.append(f"no env_wrapper recorded with the model: assuming {NATURE_WRAPPER} (pass --preprocessing)")
     spec = PreprocessingSpec(
-        noop_max=int(kwargs.get("noop_max", PreprocessingSpec.noop_max)),
-        frame_skip=int(kwargs.get("frame_skip", PreprocessingSpec.frame_skip)),
-        frame_size=int(kwargs.get("frame_size", PreprocessingSpec.frame_size)),
+        noop_max=config_int(kwargs, "noop_max", PreprocessingSpec.noop_max, 0, 10_000),
+        frame_skip=config_int(kwargs, "frame_skip", PreprocessingSpec.frame_skip, 1, 100),
+        frame_size=config_int(kwargs, "frame_size", PreprocessingSpec.frame_size, 1, 1024),
         train_terminal_on_life_loss=bool(kwargs.get("terminal_on_life_loss", True)),
         train_clip_reward=bool(kwargs.get("clip_reward", True)),
     )
     if frame_stack == 0:
         frame_stack = int(space.shape[0])
     return spec, frame_stack, notes
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> Any:
+    """``gym.make(env_id, **env_kwargs)``; whatever stops it (an unknown id, arguments the env does not take, a
+    missing dependency) ends as one :class:`UserError` line."""
+    import gymnasium as gym
+
+    try:
+        return gym.make(env_id, **(env_kwargs or {}))
+    except Exception as exc:  # gymnasium's errors, the env constructor's TypeError/ValueError, ALE's
+        args = f" with {json.dumps(env_kwargs, default=str)[:120]}" if env_kwargs else ""
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"cannot make env {env_id!r}{args}: {text}") from exc
 
 
 def make_model_env(
@@ -509,10 +540,7 @@ def make_model_env(
     from sb3_dqn_atari.wrappers import NatureAtariWrapper
 
     def make() -> gym.Env:
-        try:
-            env = gym.make(env_id, **(env_kwargs or {}))
-        except gym.error.Error as exc:
-            raise UserError(f"cannot make env {env_id!r}: {exc}") from exc
+        env = make_env(env_id, env_kwargs)
         if spec.wrapper == NATURE_WRAPPER:
             env = NatureAtariWrapper(
                 env,
@@ -548,11 +576,55 @@ def check_env_matches(model: BaseAlgorithm, venv: VecEnv, env_id: str) -> None:
         raise UserError(f"the model has {m_act.n} actions but {env_id} has {e_act}: wrong --env for this model?")
 
 
+#: A Box dimension whose bound is infinite or larger than this in magnitude has no meaningful range to sample
+#: from (CartPole's velocities are bounded by ±3.4e38, float32's largest value): see :func:`verification_bounds`.
+MEANINGFUL_BOUND = 1e3
+
+
+def verification_bounds(space: spaces.Box, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per dimension of ``space``, the range the random verification observations are drawn from.
+
+    The rule: a dimension whose bounds are finite and at most :data:`MEANINGFUL_BOUND` in magnitude (Atari
+    frames' 0..255, Acrobot's angles) is drawn within its bounds. Any other dimension (infinite bounds, or
+    ±3.4e38 as CartPole's velocities) is drawn within the range that dimension takes in the env's own
+    observations ``real`` (the verification rollout), widened by half its width on each side (by 1 on each side
+    when the env kept it constant), then cut to the bounds: Q-values of inputs near ±3.4e38 overflow float32 and
+    say nothing about the graph. Without env observations such a dimension is drawn within [-1, 1].
+    """
+    low = np.asarray(space.low, dtype=np.float64).reshape(space.shape)
+    high = np.asarray(space.high, dtype=np.float64).reshape(space.shape)
+    meaningful = np.isfinite(low) & np.isfinite(high) & (np.abs(low) <= MEANINGFUL_BOUND)
+    meaningful &= np.abs(high) <= MEANINGFUL_BOUND
+    if len(real):
+        seen = np.asarray(real, dtype=np.float64)
+        seen_low, seen_high = seen.min(axis=0), seen.max(axis=0)
+        margin = np.where(seen_high > seen_low, (seen_high - seen_low) / 2, 1.0)
+        seen_low, seen_high = seen_low - margin, seen_high + margin
+    else:
+        seen_low, seen_high = np.full(space.shape, -1.0), np.full(space.shape, 1.0)
+    draw_low = np.where(meaningful, low, np.clip(seen_low, low, high))
+    draw_high = np.where(meaningful, high, np.clip(seen_high, low, high))
+    return draw_low, draw_high
+
+
+def random_observations(space: spaces.Box, real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` observations drawn uniformly within :func:`verification_bounds` (integers for integer dtypes)."""
+    rng = np.random.default_rng(seed)
+    low, high = verification_bounds(space, real)
+    dtype = np.dtype(space.dtype)
+    shape = (n, *space.shape)
+    if dtype.kind in "iub":
+        whole = rng.integers(np.ceil(low).astype(np.int64), np.floor(high).astype(np.int64), size=shape, endpoint=True)
+        return whole.astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
 def collect_observations(
     model: BaseAlgorithm, venv: VecEnv, n_real: int, n_random: int, seed: int = 0, progress: bool = True
 ) -> np.ndarray:
     """``n_real`` observations from rolling ``venv`` (half greedy actions of the model, half uniformly random,
-    so untrained agents do not sit in one state), then ``n_random`` samples of the observation space."""
+    so untrained agents do not sit in one state), then ``n_random`` random observations of the observation
+    space, drawn where they mean something (:func:`verification_bounds`)."""
     rng = np.random.default_rng(seed)
     obs: Any = venv.reset()
     real = []
@@ -565,18 +637,17 @@ def collect_observations(
             action = np.array([rng.integers(n_actions)])
         obs = venv.step(action)[0]
     space = model.observation_space
-    space.seed(seed)
-    samples = real + [space.sample() for _ in range(n_random)]
-    if not samples:
+    assert isinstance(space, spaces.Box) and space.shape is not None
+    real_array = np.stack(real).astype(space.dtype) if real else np.zeros((0, *space.shape), space.dtype)
+    samples = random_observations(space, real_array, n_random, seed)
+    if not len(real_array) + len(samples):
         raise UserError("nothing to verify: pass n_real + n_random > 0")
-    return np.stack(samples).astype(space.dtype)
+    return np.concatenate([real_array, samples])
 
 
 def action_meanings(env_id: str, n_actions: int, env_kwargs: dict[str, Any] | None = None) -> list[str]:
     """The ALE's action names, or ``["0", "1", ...]`` for envs without them."""
-    import gymnasium as gym
-
-    env = gym.make(env_id, **(env_kwargs or {}))
+    env = make_env(env_id, env_kwargs)
     try:
         getter = getattr(env.unwrapped, "get_action_meanings", None)
         names = [str(a) for a in getter()] if getter is not None else [str(i) for i in range(n_actions)]
@@ -695,7 +766,10 @@ def export_onnx(
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     hyperparams = dict(hyperparams or {})
-    env_kwargs = dict(hyperparams.get("env_kwargs") or {})
+    env_kwargs = hyperparams.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise UserError(f"config.yml: env_kwargs = {str(env_kwargs)[:80]!r} is not a mapping")
+    env_kwargs = dict(env_kwargs)
     algorithm = type(model).__name__
     out = Path(path) if path is not None else default_path(env_id, algorithm)
     _check_writable(out)
@@ -776,7 +850,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> ExportReport:
-    if resolve_model(args.model, args.env).env_id is None:  # before the (slow) load
+    # the folder's files checked, and the env known, before the (slow) load
+    if resolve_model(args.model, args.env, args.trust_remote_code).env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     model, source = load_agent(args.model, device="cpu", env_id=args.env, trust_remote_code=args.trust_remote_code)
     report = export_onnx(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,39 @@ def set_default_permissions(path: str | Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def make_parents(folder: str | Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, outermost first (for :func:`remove_empty`)."""
+    folder = Path(folder)
+    missing = []
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def remove_empty(created: list[Path]) -> None:
+    """Remove the folders :func:`make_parents` created, innermost first, as long as they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else wrote there), or gone already
+            return
+
+
+@contextlib.contextmanager
+def parents_removed_on_failure(folder: str | Path) -> Iterator[Path]:
+    """``mkdir -p folder`` for the duration of a block; the folders it created are removed again (when empty)
+    if the block raises, so that a failed command leaves no empty folders behind."""
+    created = make_parents(folder)
+    try:
+        yield Path(folder)
+    except BaseException:
+        remove_empty(created)
+        raise
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -20,7 +20,28 @@ and our ``evaluate`` / ``export`` work on the folder::
 ``huggingface_sb3.EnvironmentName`` does; ``--exp-id 0`` (default) takes the next free run number. Everything is
 downloaded into a temporary folder next to the destination and moved into place only when complete.
 
-Nothing in the downloaded zip is unpickled unless ``--trust-remote-code`` is given (see :mod:`sb3_dqn_atari.loading`).
+**Checked before anything is placed.** Every file is downloaded into a temporary folder outside ``-f`` and checked
+there; a repo that fails leaves nothing on disk (not even an empty ``logs/``):
+
+* repo file names: a name with ``..``, an absolute path, a backslash or a drive letter refuses the repo
+  (:func:`sb3_dqn_atari.trust.check_relative_name`);
+* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: the safe YAML reader (:mod:`sb3_dqn_atari.safe_yaml`: no
+  Python tag but rl-zoo3's ``OrderedDict``) and the allow-list of what rl-zoo3 imports or evaluates when the
+  folder is used (:mod:`sb3_dqn_atari.trust`); ``vec_normalize.pkl``: its pickle may name only plain data
+  (:mod:`sb3_dqn_atari.pickle_check`), since ``rl_zoo3.enjoy`` unpickles it;
+* the model zip: no member declares more than :data:`~sb3_dqn_atari.bounded_zip.MAX_MEMBER_BYTES`, its JSON names a
+  DQN-family class; ``train_eval_metrics.zip``: the same bound, member names as above; ``*.onnx``: no external
+  data, no custom operator domain; the env id (from ``args.yml``, ``results.json`` or the zip's name) imports
+  nothing outside the allow-list; then the files of the folder as it will be placed, extracted metrics included
+  (:func:`sb3_dqn_atari.vetting.check_folder_files`).
+
+``--trust-remote-code`` is the only way past the YAML, allow-list and pickle checks (files named unsafely are then
+skipped, never written; size bounds and ONNX checks stay). The zip is placed byte for byte; our commands never
+unpickle it, but ``rl_zoo3.enjoy`` loads it with SB3's own loader, which does: when the zip's pickles hold more
+than plain data (SB3 1.x zips hold pickled functions), a warning says so.
+
+A retired env id (``LunarLander-v2``) is mapped to its successor, with one note (:mod:`sb3_dqn_atari.env_ids`),
+and the run lands under the new id.
 
 The Hub is ``HF_ENDPOINT`` (default https://huggingface.co); the token, optional for public repos, comes from
 ``HF_TOKEN`` or ``hf auth login``. Transient failures (HTTP 5xx / 429, connection errors) are retried with
@@ -50,7 +71,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sb3_dqn_atari.loading import UserError, algorithm_class, read_zip_data
+from sb3_dqn_atari.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
+from sb3_dqn_atari.env_ids import current_env_id
+from sb3_dqn_atari.files import make_parents, remove_empty
+from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, read_zip_data
+from sb3_dqn_atari.safe_yaml import plain_data
+from sb3_dqn_atari.trust import UntrustedError, check_env_id, check_relative_name
 
 T = TypeVar("T")
 
@@ -310,25 +336,69 @@ def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | No
     raise HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
 
 
-def _env_from_files(files: dict[str, Path], zip_name: str) -> str | None:
-    """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name."""
+#: Largest ``results.json`` read for its env id.
+_MAX_JSON_BYTES = 16 << 20
+#: Entries of a zip's ``data`` that ``rl_zoo3.enjoy`` does not unpickle (it passes them as ``custom_objects``).
+_ENJOY_CUSTOM_OBJECTS = frozenset({"learning_rate", "lr_schedule", "clip_range"})
+
+
+def _env_from_files(
+    files: dict[str, Path], zip_name: str, source: str, trust_remote_code: bool = False
+) -> str | None:
+    """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name; an id
+    read from a file is checked (:func:`sb3_dqn_atari.trust.check_env_id`) unless ``trust_remote_code``."""
+    from sb3_dqn_atari.vetting import read_zoo_file
+
+    found: str | None = None
+    where = ""
     args = files.get("args.yml")
     if args is not None:
-        with contextlib.suppress(yaml.YAMLError, OSError, TypeError, ValueError):
-            data = dict(yaml.load(args.read_text(), Loader=yaml.UnsafeLoader) or {})  # rl-zoo3: OrderedDict tags
-            if data.get("env"):
-                return str(data["env"])
+        env = read_zoo_file(args, trust_remote_code, f"{source}/args.yml").get("env")
+        if isinstance(env, str) and env:
+            found, where = env, f"{source}/args.yml"
     results = files.get("results.json")
-    if results is not None:
-        with contextlib.suppress(json.JSONDecodeError, OSError, AttributeError):
-            env = json.loads(results.read_text()).get("env_id")
-            if env:
-                return str(env)
-    stem = zip_name[: -len(".zip")]
-    if "-" in stem:
-        name = stem.split("-", 1)[1]
-        return _registered_id(name)
-    return None
+    if found is None and results is not None and results.stat().st_size <= _MAX_JSON_BYTES:
+        with contextlib.suppress(ValueError, OSError, AttributeError, RecursionError):
+            env = json.loads(results.read_text(encoding="utf-8", errors="replace")).get("env_id")
+            if isinstance(env, str) and env:
+                found, where = env, f"{source}/results.json"
+    if found is None:
+        stem = zip_name[: -len(".zip")]
+        if "-" in stem:
+            found, where = _registered_id(stem.split("-", 1)[1]), f"{source}/{zip_name}"
+    if found is not None:
+        try:
+            check_env_id(found, "the env id", where)
+        except UntrustedError:
+            if not trust_remote_code:
+                raise
+    return found
+
+
+def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
+    """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
+    data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
+    import base64
+    import binascii
+
+    from sb3_dqn_atari.pickle_check import UnsafePickleError, check_pickle
+
+    flagged = []
+    for key, value in data.items():
+        if key in _ENJOY_CUSTOM_OBJECTS or not is_serialized(value):
+            continue
+        try:
+            check_pickle(base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True), key)
+        except (UnsafePickleError, binascii.Error, UnicodeEncodeError, ValueError):
+            flagged.append(key)
+    if flagged:
+        warnings.warn(
+            f"{label}: the pickles of {', '.join(flagged[:6])}{', ...' if len(flagged) > 6 else ''} hold more than "
+            "plain data (code or objects of other packages); sb3_dqn_atari never unpickles them, but "
+            "rl_zoo3.enjoy (SB3's load) would: run enjoy on this folder only if you trust the repo",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _registered_id(env_name: str) -> str:
@@ -347,16 +417,21 @@ def _registered_id(env_name: str) -> str:
     return env_name
 
 
-def _safe_extract(archive: zipfile.ZipFile, destination: Path) -> list[str]:
-    """Extract a metrics zip, refusing absolute paths and ``..`` (zip slip)."""
+def _safe_extract(
+    archive: zipfile.ZipFile, destination: Path, source: str, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> list[str]:
+    """Extract a metrics zip: every member name a plain relative path, no member (and not all of them together)
+    declaring more than ``max_member_bytes``."""
+    check_members(archive, source, max_member_bytes)
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    total = sum(m.file_size for m in members)
+    if total > max_member_bytes:
+        raise HubError(f"{source} declares {total:,} bytes in all, over the {max_member_bytes:,}-byte bound")
+    for member in members:
+        check_relative_name(member.filename, source)
     names = []
-    for member in archive.infolist():
-        path = PurePosixPath(member.filename)
-        if member.is_dir():
-            continue
-        if path.is_absolute() or ".." in path.parts or not path.parts:
-            raise HubError(f"{METRICS_ZIP} holds an unsafe path {member.filename!r}; not extracting it")
-        target = destination.joinpath(*path.parts)
+    for member in members:
+        target = destination.joinpath(*PurePosixPath(member.filename).parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         with archive.open(member) as src, target.open("wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -366,9 +441,14 @@ def _safe_extract(archive: zipfile.ZipFile, destination: Path) -> list[str]:
 
 @contextlib.contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
-    """A temporary folder next to ``final``; removed unless the caller moved it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    """A temporary folder next to ``final``; removed unless the caller moved it into place, and so are the
+    parent folders it had to create when ``final`` was not placed."""
+    created = make_parents(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    except BaseException:
+        remove_empty(created)
+        raise
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets a plain mkdir's permissions
@@ -377,6 +457,8 @@ def staging_dir(final: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            remove_empty(created)
 
 
 def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
@@ -398,6 +480,65 @@ def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_repo_files(
+    repo_id: str, files: list[str], trust_remote_code: bool = False
+) -> tuple[list[str], list[str]]:
+    """``(kept, skipped)`` repo file names: a name that is not a plain relative path refuses the repo, or with
+    ``trust_remote_code`` is skipped (never written)."""
+    kept, skipped = [], []
+    for name in files:
+        try:
+            check_relative_name(name, f"the repo {repo_id}")
+        except UntrustedError as exc:
+            if not trust_remote_code:
+                raise UntrustedError(f"{exc} (--trust-remote-code skips such files, never writing them)") from None
+            skipped.append(name)
+            continue
+        kept.append(name)
+    return kept, skipped
+
+
+def vet_download(
+    repo_id: str,
+    local: dict[str, Path],
+    zip_name: str,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+) -> type:
+    """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
+    from sb3_dqn_atari.onnx_check import read_checked_onnx
+    from sb3_dqn_atari.vetting import check_pickle_file, read_zoo_file
+
+    label = f"{repo_id}/{zip_name}"
+    try:
+        data = read_zip_data(local[zip_name], max_member_bytes)
+    except ZipBombError as exc:
+        raise ZipBombError(str(exc).replace(str(local[zip_name]), label)) from None
+    except UserError as exc:
+        why = exc.__cause__.__class__.__name__ if exc.__cause__ else "no JSON data member"
+        raise HubError(f"{repo_id}: {zip_name} is not a readable SB3 model zip ({why})") from exc
+    try:
+        cls = algorithm_class(data)
+    except UserError as exc:
+        raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
+    if not trust_remote_code:
+        _check_zip_pickles(data, local[zip_name], label)
+    for name, path in local.items():
+        source = f"{repo_id}/{name}"
+        if name in CONFIG_FILES and name.endswith(".yml"):
+            read_zoo_file(path, trust_remote_code, source)
+        elif name == "vec_normalize.pkl":
+            check_pickle_file(path, trust_remote_code, source)
+        elif name == METRICS_ZIP:
+            with open_zip(path, max_member_bytes) as archive:
+                check_members(archive, source, max_member_bytes)
+                for member in archive.namelist():
+                    check_relative_name(member, source)
+        elif name.endswith(".onnx"):
+            read_checked_onnx(path, source=source)
+    return cls
+
+
 def download_from_hub(
     repo_id: str,
     folder: str | Path = "logs",
@@ -408,13 +549,18 @@ def download_from_hub(
     force: bool = False,
     retry: RetryPolicy = RetryPolicy(),
     progress: bool = True,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> Download:
     """Download ``repo_id`` into ``folder/<algo>/<env>_<exp_id>/`` (rl-zoo3's layout; see the module docstring).
 
-    Reads only plain data: the zip's JSON ``data`` is checked to be a DQN-family SB3 model, nothing is unpickled.
+    Every file is checked before anything is placed (:func:`vet_download`, then the files of the staged folder);
+    a repo that fails leaves nothing under ``folder``. Nothing is unpickled.
     """
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id
+
+    from sb3_dqn_atari.vetting import check_folder_files
 
     if exp_id < 0:
         raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
@@ -424,18 +570,20 @@ def download_from_hub(
     api = HfApi(endpoint=endpoint, token=token)
     info = with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, endpoint, retry)
     sha = str(info.sha or revision or "main")
-    files = sorted(s.rfilename for s in (info.siblings or []))
+    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
+    if skipped:
+        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
+                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=2)
     zip_name = choose_model_zip(files, algo, env_id)
     wanted = [zip_name]
     wanted += [f for f in files if f in CONFIG_FILES or f == METRICS_ZIP]
     wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
 
     root = Path(folder)
-    root.mkdir(parents=True, exist_ok=True)
     if not progress:
         disable_progress_bars()
     try:
-        with tempfile.TemporaryDirectory(dir=root, prefix=".hub-download-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside root: nothing there yet
             local: dict[str, Path] = {}
             for name in wanted:
                 local[name] = Path(
@@ -449,19 +597,12 @@ def download_from_hub(
                         retry,
                     )
                 )
-            try:
-                data = read_zip_data(local[zip_name])
-            except UserError as exc:
-                why = exc.__cause__.__class__.__name__ if exc.__cause__ else "no JSON data member"
-                raise HubError(f"{repo_id}: {zip_name} is not a readable SB3 model zip ({why})") from exc
-            try:
-                cls = algorithm_class(data)
-            except UserError as exc:
-                raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
+            cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
             algo = algo or algo_name(cls.__name__)
-            env_id = env_id or _env_from_files(local, zip_name)
+            env_id = env_id or _env_from_files(local, zip_name, repo_id, trust_remote_code)
             if env_id is None:
                 raise HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
+            env_id = current_env_id(env_id)
             env_name = env_folder_name(env_id)
             log_path = root / algo
             if exp_id == 0:
@@ -477,19 +618,20 @@ def download_from_hub(
                 if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
                     env_kwargs = None
                     if "env_kwargs.yml" in local:
-                        with contextlib.suppress(yaml.YAMLError):
-                            env_kwargs = yaml.safe_load(local["env_kwargs.yml"].read_text()) or None
+                        from sb3_dqn_atari.vetting import read_zoo_file
+
+                        source = f"{repo_id}/env_kwargs.yml"
+                        env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
                     args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs, "source": f"hf://{repo_id}@{sha}"}
-                    (config_dir / "args.yml").write_text(yaml.safe_dump(args, sort_keys=False))
+                    (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
                 if METRICS_ZIP in local:
-                    try:
-                        with zipfile.ZipFile(local[METRICS_ZIP]) as archive:
-                            _safe_extract(archive, staged)
-                    except zipfile.BadZipFile as exc:
-                        raise HubError(f"{repo_id}: {METRICS_ZIP} is not a zip file") from exc
+                    with open_zip(local[METRICS_ZIP], max_member_bytes) as archive:
+                        _safe_extract(archive, staged, f"{repo_id}/{METRICS_ZIP}", max_member_bytes)
                 for name in wanted:
                     if name != zip_name and name not in CONFIG_FILES and name != METRICS_ZIP:
                         shutil.copyfile(local[name], staged / name)
+                # as it will be placed (the extracted metrics too); its yml files were checked above
+                check_folder_files(staged, trust_remote_code, max_member_bytes)
                 move_into_place(staged, run_dir, force=force)
     finally:
         if not progress:
@@ -520,7 +662,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="let --onnx unpickle the zip (SB3's own loader); only for repos you trust",
+        help="skip the checks of the repo's yml files and pickles (rl-zoo3's own reader), skip unsafely named files, "
+        "and let --onnx unpickle the zip (SB3's own loader): only for repos you trust",
     )
     parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
     parser.add_argument("--retry-wait", type=float, default=RetryPolicy.base_delay, help="first backoff (s)")
@@ -548,6 +691,7 @@ def run(args: argparse.Namespace) -> Download:
         force=args.force,
         retry=policy,
         progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
     )
     print(f"Saved {repo_id}@{result.revision[:12]} to {result.run_dir} ({result.zip_path.name}, env {result.env_id})")
     print(f"  enjoy:    python -m rl_zoo3.enjoy --algo {result.algo} --env {result.env_id} -f {args.folder}")

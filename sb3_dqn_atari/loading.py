@@ -28,6 +28,12 @@ To resume *training*, load the zip with SB3 (``NatureDQN.load``) from a source y
 
 ``trust_remote_code=True`` (``--trust-remote-code`` on the command line) uses SB3's own ``cls.load``, which
 unpickles everything; spaces pickled with ``gym`` (not installed) are still replaced by the rebuilt ones.
+
+**The files around the zip.** :func:`resolve_model` checks a run folder before it uses it
+(:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's YAML files with the safe reader and the allow-list,
+zips and ``.npz`` files for members that declare more than :data:`~sb3_dqn_atari.bounded_zip.MAX_MEMBER_BYTES`,
+ONNX files for external data); every member of a zip is read only after its declared size is checked.
+``trust_remote_code`` skips the YAML and allow-list checks (rl-zoo3's own YAML reader), not the size bounds.
 """
 
 from __future__ import annotations
@@ -44,13 +50,14 @@ import re
 import sys
 import warnings
 import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from sb3_dqn_atari.bounded_zip import MAX_MEMBER_BYTES, check_zip, open_zip, read_member
+from sb3_dqn_atari.env_ids import current_env_id
+from sb3_dqn_atari.errors import UserError, one_line
 
 if TYPE_CHECKING:
     from gymnasium import spaces
@@ -66,6 +73,7 @@ ALLOWED_POLICIES: dict[str, tuple[str, frozenset[str]]] = {
         "sb3_dqn_atari.dqn.NatureDQN",
         frozenset({"MlpPolicy", "CnnPolicy", "MultiInputPolicy", "NipsCnnPolicy"}),
     ),
+    "sb3_dqn_atari.dueling": ("sb3_dqn_atari.dqn.NatureDQN", frozenset({"DuelingCnnPolicy", "DuelingMlpPolicy"})),
     "sb3_contrib.qrdqn.policies": (
         "sb3_contrib.QRDQN",
         frozenset({"QRDQNPolicy", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"}),
@@ -80,6 +88,7 @@ ALLOWED_KWARG_CLASSES: dict[str, frozenset[str]] = {
             "stable_baselines3.common.torch_layers.FlattenExtractor",
             "stable_baselines3.common.torch_layers.CombinedExtractor",
             "sb3_dqn_atari.networks.NipsCNN",
+            "sb3_dqn_atari.networks.NatureTorso",
         }
     ),
     "activation_fn": frozenset(
@@ -122,13 +131,23 @@ _RESERVED_ATTRIBUTES = frozenset(
     }
 )
 
+#: Largest ``data`` member (the JSON of an SB3 zip; a few hundred kB for Atari agents) parsed.
+MAX_DATA_BYTES = 256 << 20
+#: Largest observation space (values per observation; Atari's 4x84x84 stack is 28,224), number of actions and
+#: width and depth of the hidden layers a zip's plain fields may ask the rebuilt network for.
+MAX_SPACE_ELEMENTS = 1 << 24
+MAX_ACTIONS = 1 << 16
+MAX_LAYER_WIDTH = 1 << 16
+MAX_LAYERS = 64
+#: Largest ``_stable_baselines3_version`` member read.
+_MAX_VERSION_BYTES = 1 << 10
+
 _CLASS_REPR = re.compile(r"<class '([A-Za-z_][\w.]*)'>")
 _MISSING = object()
 _warned_old: set[str] = set()
 
 
-class UserError(Exception):
-    """An error the user can fix; CLIs print its message on one line and exit with code 2."""
+__all__ = ["MAX_MEMBER_BYTES", "ModelSource", "UnsafeZipError", "UserError", "load_agent", "resolve_model"]
 
 
 def exit_on_user_error(command: Callable[[], int]) -> int:
@@ -161,40 +180,47 @@ class ModelSource:
 # ------------------------------------------------------------------------------------------- finding the zip
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.load(path.read_text(), Loader=yaml.UnsafeLoader)  # rl-zoo3 writes OrderedDict tags
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML ({exc.__class__.__name__}); fix or remove it") from exc
-    if isinstance(data, list):  # rl-zoo3 dumps OrderedDict as a list of [key, value] pairs
-        data = {k: v for k, v in data}
-    return dict(data or {})
-
-
-def resolve_model(path: str | Path, env_id: str | None = None) -> ModelSource:
+def resolve_model(
+    path: str | Path,
+    env_id: str | None = None,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+) -> ModelSource:
     """Turn ``path`` (a zip, or an rl-zoo3 run folder ``logs/dqn/Env_1``) into a :class:`ModelSource`.
 
     In a run folder the final ``<env_id>.zip`` is preferred, then ``best_model.zip``, then the newest
-    checkpoint. ``env_id`` defaults to the one rl-zoo3 recorded in ``<env_id>/args.yml``.
+    checkpoint. ``env_id`` defaults to the one rl-zoo3 recorded in ``<env_id>/args.yml`` (a retired id mapped to
+    its successor: :mod:`sb3_dqn_atari.env_ids`). A run folder is checked as a whole first
+    (:func:`sb3_dqn_atari.vetting.vet_run_folder`); for a zip, the zip and the rl-zoo3 files beside it.
     """
+    from sb3_dqn_atari.vetting import config_folders, read_config_folder, vet_run_folder
+
     p = Path(path)
     if not p.exists():
         raise UserError(f"no such file or folder: {p}; pass an SB3 .zip or an rl-zoo3 log folder (logs/dqn/Env_1)")
     run_dir = p if p.is_dir() else p.parent
-    hyperparams: dict[str, Any] = {}
-    found_env = env_id
-    for args_file in sorted(run_dir.glob("*/args.yml")):
-        args = _read_yaml(args_file)
-        found_env = found_env or args.get("env")
-        config_file = args_file.parent / "config.yml"
-        if config_file.exists():
-            hyperparams = _read_yaml(config_file)
-        break
     if p.is_dir():
-        # rl-zoo3 names the final model after the env folder name ("/" -> "-": ALE-Breakout-v5.zip)
-        candidates = [p / f"{found_env}.zip", p / f"{found_env.replace('/', '-')}.zip"] if found_env else []
+        folders = [f for f in vet_run_folder(p, trust_remote_code, max_member_bytes) if "args.yml" in f.files]
+    else:
+        check_zip(p, max_member_bytes, "SB3 model zip")
+        with_args = [f for f in config_folders(run_dir) if (f / "args.yml").is_file()]
+        folders = [read_config_folder(with_args[0], trust_remote_code)] if with_args else []
+    hyperparams: dict[str, Any] = {}
+    recorded = folders[0].args.get("env") if folders else None
+    if recorded is not None and not isinstance(recorded, str):
+        raise UserError(f"{folders[0].path / 'args.yml'}: env is {one_line(repr(recorded), 80)}, not an env id")
+    if folders:
+        hyperparams = dict(folders[0].config)
+    wanted_env = env_id or recorded
+    found_env = current_env_id(wanted_env) if wanted_env else None
+    if p.is_dir():
+        # rl-zoo3 names the final model after the env folder name ("/" -> "-": ALE-Breakout-v5.zip), under the
+        # id it trained on (a retired one too)
+        candidates: list[Path] = []
+        for name in dict.fromkeys(n.replace("/", "-") for n in (found_env, env_id, recorded) if n):
+            candidates.append(p / f"{name}.zip")  # one path component: never outside the folder
         candidates += [p / "best_model.zip"]
-        checkpoints = sorted(p.glob("rl_model_*_steps.zip"), key=lambda f: int(f.stem.split("_")[2]))
+        checkpoints = sorted(p.glob("rl_model_*_steps.zip"), key=_checkpoint_step)
         candidates += checkpoints[::-1]
         candidates += sorted(c for c in p.glob("*.zip") if c.name != "train_eval_metrics.zip")
         zips = [c for c in candidates if c.is_file()]
@@ -207,15 +233,20 @@ def resolve_model(path: str | Path, env_id: str | None = None) -> ModelSource:
     return ModelSource(zip_path=zip_path, env_id=found_env, run_dir=run_dir_found, hyperparams=hyperparams)
 
 
+def _checkpoint_step(path: Path) -> int:
+    match = re.fullmatch(r"rl_model_(\d+)_steps", path.stem)
+    return int(match.group(1)) if match else -1
+
+
 # --------------------------------------------------------------------------------------- reading plain fields
 
 
-def read_zip_data(zip_path: str | Path) -> dict[str, Any]:
-    """The plain JSON ``data`` member of an SB3 zip (no unpickling)."""
+def read_zip_data(zip_path: str | Path, max_member_bytes: int = MAX_MEMBER_BYTES) -> dict[str, Any]:
+    """The plain JSON ``data`` member of an SB3 zip (no unpickling; every member's declared size checked first)."""
     try:
-        with zipfile.ZipFile(zip_path) as archive:
-            data = json.loads(archive.read("data"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        with open_zip(zip_path, max_member_bytes, "SB3 model zip") as archive:
+            data = json.loads(read_member(archive, "data", str(zip_path), min(max_member_bytes, MAX_DATA_BYTES)))
+    except (KeyError, ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise UserError(f"{zip_path} is not a readable SB3 model zip ({exc.__class__.__name__}: {exc})") from exc
     if not isinstance(data, dict):
         raise UserError(f"{zip_path} is not an SB3 model zip: its 'data' member is not a JSON object")
@@ -226,8 +257,9 @@ def sb3_version(zip_path: str | Path) -> str | None:
     """The SB3 version that wrote the zip (its ``_stable_baselines3_version`` member), if recorded."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            return archive.read("_stable_baselines3_version").decode("utf-8", "replace").strip()
-    except (zipfile.BadZipFile, KeyError, OSError, EOFError):
+            payload = read_member(archive, "_stable_baselines3_version", str(zip_path), _MAX_VERSION_BYTES)
+            return payload.decode("utf-8", "replace").strip()
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, UserError):
         return None
 
 
@@ -357,6 +389,8 @@ def array_from_repr(text: Any, shape: tuple[int, ...], dtype: Any, what: str) ->
     import numpy as np
 
     n = math.prod(shape)
+    if n > MAX_SPACE_ELEMENTS or any(d < 0 for d in shape):
+        raise UserError(f"{what}: a space of shape {shape} is not one this loader rebuilds")
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return np.full(shape, text, dtype=dtype)
     if isinstance(text, list):
@@ -408,6 +442,8 @@ def space_from_plain(entry: Any, what: str) -> spaces.Space:
         if raw_shape is _MISSING:
             raise UnsafeZipError(f"the zip's {what} has no plain shape")
         shape = tuple(int(s) for s in _literal(raw_shape, f"{what}.shape"))
+        if len(shape) > 8 or math.prod(shape) > MAX_SPACE_ELEMENTS or any(d <= 0 for d in shape):
+            raise UserError(f"the zip's {what} has the shape {shape}, not one this loader rebuilds")
         dtype = _dtype(entry.get("dtype", "float32"), what)
         low = array_from_repr(entry.get("low"), shape, dtype, f"{what}.low")
         high = array_from_repr(entry.get("high"), shape, dtype, f"{what}.high")
@@ -415,6 +451,8 @@ def space_from_plain(entry: Any, what: str) -> spaces.Space:
     if kind == "Discrete":
         n = int(_literal(entry.get("n"), f"{what}.n"))
         start = int(_literal(entry.get("start", 0), f"{what}.start"))
+        if not 1 <= n <= MAX_ACTIONS:
+            raise UserError(f"the zip's {what} has n = {n}, not a number of actions this loader rebuilds")
         dtype = _dtype(entry.get("dtype", "int64"), what)
         return spaces.Discrete(n, start=start, dtype=dtype)
     if kind == "MultiDiscrete":
@@ -498,21 +536,40 @@ def policy_kwargs_from_plain(entry: Any) -> dict[str, Any]:
     net_arch = kwargs.get("net_arch")
     if isinstance(net_arch, list) and net_arch and isinstance(net_arch[0], dict):
         kwargs["net_arch"] = net_arch[0]
+    _check_sizes(kwargs)
     return kwargs
+
+
+def _check_sizes(kwargs: dict[str, Any]) -> None:
+    """The layer sizes ``policy_kwargs`` asks for, within :data:`MAX_LAYER_WIDTH` and :data:`MAX_LAYERS`."""
+    net_arch = kwargs.get("net_arch")
+    if isinstance(net_arch, dict):
+        layers = [w for value in net_arch.values() for w in (value if isinstance(value, list) else [value])]
+    else:
+        layers = list(net_arch) if isinstance(net_arch, list) else []
+    extractor = kwargs.get("features_extractor_kwargs")
+    widths = [*layers, kwargs.get("n_quantiles", 1)]
+    if isinstance(extractor, dict):
+        widths.append(extractor.get("features_dim", 1))
+    if len(layers) > MAX_LAYERS or not all(
+        isinstance(w, int) and not isinstance(w, bool) and 0 < w <= MAX_LAYER_WIDTH for w in widths
+    ):
+        shown = str(net_arch)[:80]
+        raise UserError(f"the zip's policy_kwargs ask for the layers {shown}: not a network this loader builds")
 
 
 # ----------------------------------------------------------------------------------------------- the loaders
 
 
-def _torch_load_member(archive: zipfile.ZipFile, name: str, device: Any, zip_path: Path) -> Any:
+def _torch_load_member(
+    archive: zipfile.ZipFile, name: str, device: Any, zip_path: Path, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> Any:
     import torch
 
     try:
-        payload = archive.read(name)
+        payload = read_member(archive, name, str(zip_path), max_member_bytes)
     except KeyError as exc:
         raise UserError(f"{zip_path} has no {name}: it is not a complete SB3 model zip") from exc
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise UserError(f"{zip_path}: {name} cannot be read ({exc.__class__.__name__}: {exc}); truncated?") from exc
     try:
         return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -521,16 +578,36 @@ def _torch_load_member(archive: zipfile.ZipFile, name: str, device: Any, zip_pat
             f"{zip_path}: {name} holds more than tensors ({first}); refusing to unpickle it: "
             "pass --trust-remote-code if you trust where the file comes from"
         ) from exc
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{zip_path}: {name} is not readable ({exc.__class__.__name__}: {exc})") from exc
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
+            AttributeError, UnicodeDecodeError, MemoryError, RecursionError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"{zip_path}: {name} is not readable ({exc.__class__.__name__}: {first})") from exc
 
 
-def load_safely(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
-    """Load an SB3 DQN-family zip for inference without unpickling anything (see the module docstring)."""
+def load_safely(
+    zip_path: str | Path, device: str = "auto", max_member_bytes: int = MAX_MEMBER_BYTES
+) -> BaseAlgorithm:
+    """Load an SB3 DQN-family zip for inference without unpickling anything (see the module docstring).
+
+    The zip's plain fields are a stranger's data: whatever they make fail while the agent is rebuilt ends as one
+    :class:`UserError` line, never a traceback; sizes that would make the rebuilt network exhaust memory
+    (:data:`MAX_SPACE_ELEMENTS`, :data:`MAX_ACTIONS`, :data:`MAX_LAYER_WIDTH`) are refused first.
+    """
+    try:
+        return _load_safely(Path(zip_path), device, max_member_bytes)
+    except UserError:
+        raise
+    except Exception as exc:  # reported in one line, with its type
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(
+            f"{zip_path}: the agent cannot be rebuilt from the zip's plain fields ({exc.__class__.__name__}: {first})"
+        ) from exc
+
+
+def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgorithm:
     import torch
 
-    zip_path = Path(zip_path)
-    data = read_zip_data(zip_path)
+    data = read_zip_data(zip_path, max_member_bytes)
     cls = algorithm_class(data)
     policy_cls = policy_class(data)
     observation_space = space_from_plain(data.get("observation_space"), "observation_space")
@@ -548,6 +625,11 @@ def load_safely(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
             continue
         if isinstance(value, dict) and ":type:" in value:
             continue
+        default = getattr(model, key, None)
+        if default is not None and not _same_kind(default, value):
+            raise UserError(
+                f"{zip_path}: {key} = {str(value)[:60]!r} in the zip's data is not a {type(default).__name__}"
+            )
         setattr(model, key, value)
     n_envs = model.n_envs if hasattr(model, "n_envs") else 1
     if not isinstance(n_envs, int) or not 1 <= n_envs <= 65536:
@@ -573,8 +655,8 @@ def load_safely(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
             "pass --trust-remote-code to load it with SB3's own loader if you trust the file"
         ) from exc
 
-    with zipfile.ZipFile(zip_path) as archive:
-        state = _torch_load_member(archive, "policy.pth", model.device, zip_path)
+    with open_zip(zip_path, max_member_bytes) as archive:
+        state = _torch_load_member(archive, "policy.pth", model.device, zip_path, max_member_bytes)
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise UserError(f"{zip_path}: policy.pth is not a state dict of tensors")
         try:
@@ -588,12 +670,28 @@ def load_safely(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
         names = set(archive.namelist())
         _, torch_variables = model._get_torch_save_params()
         if torch_variables and "pytorch_variables.pth" in names:
-            variables = _torch_load_member(archive, "pytorch_variables.pth", model.device, zip_path)
+            variables = _torch_load_member(archive, "pytorch_variables.pth", model.device, zip_path, max_member_bytes)
             for name in torch_variables:
                 if isinstance(variables, dict) and name in variables:
                     _set_tensor_attribute(model, name, variables[name])
     model.policy.set_training_mode(False)
     return model
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether a plain ``data`` value can stand where the class's own default is (numbers for numbers, ...)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            isinstance(value, int) or not isinstance(default, int) or float(value).is_integer()
+        )
+    for kind in (str, dict):
+        if isinstance(default, kind):
+            return isinstance(value, kind)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return True
 
 
 def _set_tensor_attribute(model: Any, name: str, value: Any) -> None:
@@ -613,14 +711,16 @@ def _set_tensor_attribute(model: Any, name: str, value: Any) -> None:
         setattr(target, last, value)
 
 
-def load_trusted(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
+def load_trusted(
+    zip_path: str | Path, device: str = "auto", max_member_bytes: int = MAX_MEMBER_BYTES
+) -> BaseAlgorithm:
     """SB3's own ``cls.load`` (unpickles the zip; only for files you trust), for inference like
     :func:`load_safely` (``buffer_size=1``). ``gym`` spaces are replaced by the rebuilt ones when ``gym`` is
-    not installed."""
+    not installed. The members' declared sizes are checked first (SB3 reads them whole)."""
     import importlib.util
 
     zip_path = Path(zip_path)
-    data = read_zip_data(zip_path)
+    data = read_zip_data(zip_path, max_member_bytes)
     cls = algorithm_class(data)
     custom_objects: dict[str, Any] = {}
     old = is_old_zip(zip_path, data)
@@ -639,18 +739,24 @@ def load_trusted(zip_path: str | Path, device: str = "auto") -> BaseAlgorithm:
                 buffer_size=1,
                 optimize_memory_usage=False,
             )
-    except (zipfile.BadZipFile, EOFError, RuntimeError, ValueError, KeyError, ImportError, AttributeError) as exc:
-        raise UserError(f"could not load {zip_path}: {exc.__class__.__name__}: {exc}") from exc
+    except Exception as exc:  # SB3's loader unpickles: whatever the zip's pickles raise, one line
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"could not load {zip_path}: {exc.__class__.__name__}: {first}") from exc
 
 
 def load_agent(
-    path: str | Path, device: str = "auto", env_id: str | None = None, trust_remote_code: bool = False
+    path: str | Path,
+    device: str = "auto",
+    env_id: str | None = None,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> tuple[BaseAlgorithm, ModelSource]:
     """Load the agent at ``path`` (zip or rl-zoo3 run folder) with the class that saved it.
 
-    By default nothing in the zip is unpickled (:func:`load_safely`); ``trust_remote_code=True`` uses SB3's
-    own loader (:func:`load_trusted`), which runs the zip's pickles.
+    The folder (or the zip and its rl-zoo3 files) is checked first (:func:`resolve_model`). By default nothing
+    in the zip is unpickled (:func:`load_safely`); ``trust_remote_code=True`` uses SB3's own loader
+    (:func:`load_trusted`), which runs the zip's pickles, and rl-zoo3's YAML reader.
     """
-    source = resolve_model(path, env_id)
-    loader: Callable[[str | Path, str], BaseAlgorithm] = load_trusted if trust_remote_code else load_safely
-    return loader(source.zip_path, device), source
+    source = resolve_model(path, env_id, trust_remote_code, max_member_bytes)
+    loader: Callable[[str | Path, str, int], BaseAlgorithm] = load_trusted if trust_remote_code else load_safely
+    return loader(source.zip_path, device, max_member_bytes), source

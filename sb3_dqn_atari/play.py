@@ -11,6 +11,10 @@ episode's raw score and a summary. ``--epsilon 0.05 --max-frames 18000`` is the 
 5-minute cap (Mnih et al. 2015, Methods); the defaults are greedy play and the same cap. ``--video`` writes the
 raw screens (one per agent step, so the video runs at 60 / frame_skip = 15 fps, real time) as H.264 MP4;
 ``--render`` opens the ALE's window.
+
+The file is checked before onnxruntime sees it (no external data, no custom operator domain, an env id that
+imports nothing outside the allow-list: :class:`sb3_dqn_atari.runtime.OnnxAgent`); a refused file ends in one
+``error:`` line and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from sb3_dqn_atari.errors import UserError
 from sb3_dqn_atari.files import Mp4Writer
 from sb3_dqn_atari.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
 
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except PlayerError as exc:
+    except UserError as exc:  # PlayerError, and the ONNX file checks (sb3_dqn_atari.onnx_check)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

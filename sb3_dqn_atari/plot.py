@@ -24,6 +24,10 @@ action repeat) on the top axis. Evaluation points are placed at exact agent step
 in emulator frames, and shown at frames / 4 agent steps: the no-op frames after every life loss and the
 action repeats cut short by a life loss make that a slight over-estimate (a few percent).
 
+Each run folder is checked before it is read (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's YAML files,
+the Monitor headers' env ids, zip and ``.npz`` member sizes, ONNX files); ``--trust-remote-code`` skips the
+YAML and allow-list checks.
+
 With several runs of a game, their mean is drawn with a band: min–max (default) or ± one standard deviation
 across runs, on the range all runs cover. A single run's evaluation band is the ± std across its episodes.
 """
@@ -82,7 +86,7 @@ class RunData:
 
 def _frames_per_monitor_step(env_id: str | None) -> float:
     """Emulator frames per step of the env the Monitor wraps: 1 for ``NoFrameskip`` ids, the id's frameskip else."""
-    if env_id is None:
+    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
         return 1.0
     try:
         import ale_py
@@ -107,19 +111,26 @@ def read_monitor(run_dir: Path) -> tuple[np.ndarray, np.ndarray, str | None] | N
         return None
     frames_list, env_id = [], None
     for f in files:
-        with f.open() as handle:
-            first = handle.readline()
+        with f.open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline(1 << 16)
         if not first.startswith("#"):
             raise UserError(f"{f} is not an SB3 Monitor file (no '#{{...}}' header line)")
-        header = json.loads(first[1:])
-        env_id = env_id or header.get("env_id")
         try:
+            header = json.loads(first[1:])
+            if not isinstance(header, dict):
+                raise ValueError("the header is not a JSON object")
+            t_start = float(header.get("t_start", 0.0))
+            recorded = header.get("env_id")
+            env_id = env_id or (recorded if isinstance(recorded, str) else None)
             frame = pd.read_csv(f, skiprows=1)
+            if not {"r", "l", "t"} <= set(frame.columns):
+                raise UserError(f"{f} lacks the r, l, t columns of an SB3 Monitor file")
+            frame = frame[["r", "l", "t"]].astype(np.float64)
         except pd.errors.EmptyDataError:
             continue
-        if not {"r", "l", "t"} <= set(frame.columns):
-            raise UserError(f"{f} lacks the r, l, t columns of an SB3 Monitor file")
-        frame["t"] = frame["t"] + float(header.get("t_start", 0.0))
+        except (ValueError, TypeError, OverflowError, RecursionError, pd.errors.ParserError) as exc:
+            raise UserError(f"{f} is not a readable SB3 Monitor file ({exc.__class__.__name__})") from exc
+        frame["t"] = frame["t"] + t_start
         frames_list.append(frame)
     if not frames_list or sum(len(f) for f in frames_list) == 0:
         return None
@@ -150,9 +161,14 @@ def _env_from_folder(run_dir: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """The curves of one run folder (see the module docstring for what each file means)."""
+def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
+    """The curves of one run folder (see the module docstring for what each file means), after the folder's
+    files are checked (:func:`sb3_dqn_atari.vetting.vet_run_folder`: a pulled or downloaded run folder is a
+    stranger's files; ``trust_remote_code`` skips the YAML and allow-list checks, not the zip bounds)."""
+    from sb3_dqn_atari.vetting import vet_run_folder
+
     path = Path(run_dir)
+    vet_run_folder(path, trust_remote_code)
     monitor = read_monitor(path)
     run = RunData(path=path, env_id=monitor[2] if monitor else None)
     if monitor is not None:
@@ -231,7 +247,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
 
 
 def _game_row(env_id: str | None) -> PaperScores | None:
-    if env_id is None:
+    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
         return None
     try:
         from sb3_dqn_atari.evaluation import PAPER_SCORES, atari_game
@@ -362,6 +378,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=100, help="training games averaged per point (default 100)")
     parser.add_argument("--band", choices=["minmax", "std"], default="minmax", help="spread across runs")
     parser.add_argument("--dpi", type=int, default=100)
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="read the run folders' rl-zoo3 yml files unchecked"
+    )
     return parser.parse_args(argv)
 
 
@@ -376,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write {out}: it is a folder")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UserError(f"cannot write {out}: {parent} is not a writable folder")
-    runs = [load_run(p) for p in find_runs(args.logdirs)]
+    runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
     if not any(r.train_raw is not None or r.evals for r in runs):
         raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")
     width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi)

@@ -36,7 +36,9 @@ errors) are retried with exponential backoff (``--retries``, ``--retry-wait``). 
 ``error: ...`` line and exit code 2; the folder is built in a temporary directory (``--dry-run DIR``: moved to
 ``DIR`` only when complete).
 
-The zip is loaded without unpickling (:mod:`sb3_dqn_atari.loading`) unless ``--trust-remote-code`` is given.
+The run folder is checked before anything in it is used (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's
+YAML files with the safe reader and the allow-list, zip member sizes, ONNX files), and the zip is loaded without
+unpickling (:mod:`sb3_dqn_atari.loading`), unless ``--trust-remote-code`` is given.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from sb3_dqn_atari.load_from_hub import (
     with_retries,
 )
 from sb3_dqn_atari.loading import ModelSource, UserError, algorithm_class, read_zip_data, resolve_model
+from sb3_dqn_atari.safe_yaml import plain_data
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -124,18 +127,26 @@ class PushOptions:
     max_frames: int | None = None  # None: the paper's 18,000-frame cap
     video_length: int = DEFAULT_VIDEO_LENGTH
     progress: bool = True
+    trust_remote_code: bool = False  # read the run's rl-zoo3 files with rl-zoo3's own YAML reader, unchecked
 
 
 # ------------------------------------------------------------------------------------------------- locating
 
 
 def locate_model(
-    model: str | None, folder: str | None, algo: str, env_id: str | None, exp_id: int, load_best: bool = False
+    model: str | None,
+    folder: str | None,
+    algo: str,
+    env_id: str | None,
+    exp_id: int,
+    load_best: bool = False,
+    trust_remote_code: bool = False,
 ) -> ModelSource:
     """The model to push: a zip / run folder given directly, or rl-zoo3's ``folder/algo/<env>_<exp_id>``
-    (``exp_id`` 0: the latest run), as ``rl_zoo3.push_to_hub`` finds it."""
+    (``exp_id`` 0: the latest run), as ``rl_zoo3.push_to_hub`` finds it; its files checked
+    (:func:`sb3_dqn_atari.loading.resolve_model`)."""
     if model is not None:
-        return resolve_model(model, env_id)
+        return resolve_model(model, env_id, trust_remote_code)
     if folder is None or env_id is None:
         raise UserError("pass a MODEL (zip or run folder), or -f LOG_FOLDER with --env ENV_ID (and --algo, --exp-id)")
     log_path = Path(folder) / algo
@@ -147,8 +158,10 @@ def locate_model(
     run_dir = log_path / f"{env_name}_{exp_id}" if exp_id > 0 else log_path
     if not run_dir.is_dir():
         raise UserError(f"no such run folder: {run_dir}")
+    if load_best:
+        resolve_model(run_dir, env_id, trust_remote_code)  # the run folder's files checked, as for the folder
     target = run_dir / "best_model.zip" if load_best else run_dir
-    return resolve_model(target, env_id)
+    return resolve_model(target, env_id, trust_remote_code)
 
 
 def _config_dir(source: ModelSource) -> Path | None:
@@ -568,12 +581,15 @@ def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, A
     return config
 
 
-def _env_kwargs(config_dir: Path | None) -> dict[str, Any]:
+def _env_kwargs(config_dir: Path | None, trust_remote_code: bool = False) -> dict[str, Any]:
     if config_dir is None or not (config_dir / "args.yml").is_file():
         return {}
-    from sb3_dqn_atari.loading import _read_yaml
+    from sb3_dqn_atari.vetting import read_zoo_file
 
-    return dict(_read_yaml(config_dir / "args.yml").get("env_kwargs") or {})
+    env_kwargs = read_zoo_file(config_dir / "args.yml", trust_remote_code).get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise UserError(f"{config_dir / 'args.yml'}: env_kwargs is not a mapping")
+    return dict(env_kwargs)
 
 
 def build_repo_folder(
@@ -594,7 +610,7 @@ def build_repo_folder(
     shutil.copyfile(source.zip_path, folder / model_file)
 
     config_dir = _config_dir(source)
-    env_kwargs = _env_kwargs(config_dir)
+    env_kwargs = _env_kwargs(config_dir, options.trust_remote_code)
     report = export_onnx(
         model,
         folder / onnx_file,
@@ -616,9 +632,9 @@ def build_repo_folder(
         (folder / "config.yml").write_text(header + yaml.safe_dump(config, sort_keys=True))
     if "args.yml" not in copied:
         args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs or None}
-        (folder / "args.yml").write_text(header + yaml.safe_dump(args, sort_keys=False))
+        (folder / "args.yml").write_text(header + yaml.safe_dump(plain_data(args), sort_keys=False))
     if "env_kwargs.yml" not in copied:  # rl-zoo3's push_to_hub writes it from args.yml's env_kwargs
-        (folder / "env_kwargs.yml").write_text(yaml.dump(env_kwargs))
+        (folder / "env_kwargs.yml").write_text(yaml.dump(plain_data(env_kwargs)))
 
     if _is_atari(env_id):
         evaluation = evaluate_atari(model, env_id, folder, options, model_file)
@@ -627,12 +643,12 @@ def build_repo_folder(
         evaluation = evaluate_other(model, env_id, folder, options, model_file, env_kwargs, frame_stack)
 
     if source.run_dir is not None:
-        _write_training_files(source.run_dir, folder, notes)
+        _write_training_files(source.run_dir, folder, notes, options.trust_remote_code)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     return RepoFolder(folder, files, model_file, onnx_file, evaluation, report, notes)
 
 
-def _write_training_files(run_dir: Path, folder: Path, notes: list[str]) -> None:
+def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
     """rl-zoo3's ``train_eval_metrics.zip`` (Monitor and evaluation files) and ``learning_curve.png``, when the
     run folder has such files."""
     from sb3_dqn_atari.plot import MONITOR_GLOB, load_run, plot_runs
@@ -645,7 +661,7 @@ def _write_training_files(run_dir: Path, folder: Path, notes: list[str]) -> None
         for log in logs:
             archive.write(log, arcname=log.name)
     try:
-        run = load_run(run_dir)
+        run = load_run(run_dir, trust_remote_code)
     except UserError as exc:
         notes.append(f"no learning curve: {exc}")
         return
@@ -723,7 +739,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--dry-run", type=Path, metavar="LOCAL_DIR", help="write the folder there; upload nothing")
     parser.add_argument(
-        "--trust-remote-code", action="store_true", help="load the zip with SB3's unpickling loader (trusted files)"
+        "--trust-remote-code",
+        action="store_true",
+        help="load the zip with SB3's unpickling loader and the run's yml files unchecked (trusted files only)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
@@ -749,8 +767,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> RepoFolder:
     _check_args(args)
-    source = locate_model(args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best)
-    env_id = args.env or source.env_id
+    source = locate_model(
+        args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
+    )
+    env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.env_ids)
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     upload = args.dry_run is None
@@ -781,6 +801,7 @@ def run(args: argparse.Namespace) -> RepoFolder:
         max_frames=args.max_frames,
         video_length=args.video_length,
         progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
     )
     final = args.dry_run if args.dry_run is not None else None
     with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
@@ -794,7 +815,7 @@ def run(args: argparse.Namespace) -> RepoFolder:
             algo,
             built,
             source.hyperparams,
-            _env_kwargs(_config_dir(source)),
+            _env_kwargs(_config_dir(source), args.trust_remote_code),
             from_zoo=_config_dir(source) is not None,
         )
         built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())

@@ -23,6 +23,12 @@ otherwise the graph's greedy ``action`` output (Methods, "Evaluation procedure":
 
 Environments whose observations are vectors (e.g. ``CartPole-v1`` with an ``MlpPolicy``) are played through
 gymnasium as they are (:class:`VectorPlayEnv`).
+
+A model file is data from whoever wrote it: :class:`OnnxAgent` reads the file once, refuses it if it names
+external data (a path onnxruntime would open) or a custom operator domain
+(:mod:`sb3_dqn_atari.onnx_check`), and gives onnxruntime those checked bytes, never the path. Its ``env_id``
+metadata may not name a module to import (``module:Env-v0``) outside :data:`sb3_dqn_atari.trust.ALLOWED_PACKAGES`;
+a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atari.env_ids`).
 """
 
 from __future__ import annotations
@@ -39,7 +45,11 @@ import gymnasium as gym
 import numpy as np
 import onnxruntime as ort
 
+from sb3_dqn_atari.env_ids import current_env_id
+from sb3_dqn_atari.errors import UserError
+from sb3_dqn_atari.onnx_check import read_checked_onnx
 from sb3_dqn_atari.preprocessing import FRAME_SIZE, LUMA_WEIGHTS, TRUNCATION_SLACK, nature_frame
+from sb3_dqn_atari.trust import UntrustedError, check_env_id
 
 gym.register_envs(ale_py)
 
@@ -54,14 +64,14 @@ NATURE_WRAPPER = "NatureAtariWrapper"
 NO_WRAPPER = "none"
 #: Resampling names recorded in the spec.
 TORCH7_AREA = "torch7-area"
+#: onnxruntime's names of numpy's dtypes (``NodeArg.type`` is ``tensor(<name>)``).
+_ORT_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "float16", "bool": "bool"}
 
 
-class PlayerError(Exception):
-    """A problem the user can fix (missing or unreadable .onnx, missing metadata, an env that cannot be made).
-
-    The ``play`` CLI prints its message on one line and exits with code 2. Defined here rather than reusing
-    :class:`sb3_dqn_atari.loading.UserError` so that this module never depends on the training-side modules.
-    """
+class PlayerError(UserError):
+    """A problem the user can fix (missing, unreadable or refused .onnx, missing metadata, an env that cannot be
+    made). The ``play`` CLI prints its message on one line and exits with code 2. A
+    :class:`~sb3_dqn_atari.errors.UserError` (torch-free, as this module)."""
 
 
 @dataclass(frozen=True)
@@ -101,14 +111,32 @@ class PreprocessingSpec:
     def from_json(cls, text: str) -> PreprocessingSpec:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlayerError(f"the preprocessing metadata is not valid JSON ({exc})") from exc
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise PlayerError(f"the preprocessing metadata is not valid JSON ({exc.__class__.__name__})") from exc
+        if not isinstance(data, dict):
+            raise PlayerError("the preprocessing metadata is not a JSON object")
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
-            raise PlayerError(f"the preprocessing metadata has keys this runtime does not know: {unknown}")
-        if "luminance_weights" in data:
-            data["luminance_weights"] = tuple(data["luminance_weights"])
+            raise PlayerError(f"the preprocessing metadata has keys this runtime does not know: {unknown[:5]}")
+        defaults = cls()
+        for key, value in data.items():
+            default = getattr(defaults, key)
+            if key == "luminance_weights":
+                ok = isinstance(value, list) and len(value) == 3 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+                )
+                value = data[key] = tuple(value) if ok else value
+            elif isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1 << 16
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, type(default))
+            if not ok:
+                raise PlayerError(f"the preprocessing metadata's {key} = {str(value)[:60]!r} is not a valid value")
         return cls(**data)
 
     def check_supported(self) -> None:
@@ -165,8 +193,12 @@ class AgentMetadata:
         if props["format"] != METADATA_FORMAT:
             raise PlayerError(f"{source} has metadata format {props['format']!r}; this runtime reads {METADATA_FORMAT}")
         try:
+            check_env_id(props["env_id"], "the env_id metadata", source)
+        except UntrustedError as exc:
+            raise PlayerError(str(exc)) from None
+        try:
             spec_text = props.get("preprocessing", json.dumps({"wrapper": NO_WRAPPER}))
-            return cls(
+            metadata = cls(
                 env_id=props["env_id"],
                 algorithm=props["algorithm"],
                 action_meanings=[str(a) for a in json.loads(props["action_meanings"])],
@@ -177,8 +209,15 @@ class AgentMetadata:
                 env_kwargs=dict(json.loads(props.get("env_kwargs", "{}"))),
                 raw=dict(props),
             )
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise PlayerError(f"{source} has malformed metadata ({exc.__class__.__name__}: {exc})") from exc
+        if np.dtype(metadata.observation_dtype).kind not in "uifb":
+            raise PlayerError(f"{source} has malformed metadata (observation_dtype {metadata.observation_dtype})")
+        if not 1 <= metadata.frame_stack <= 64 or not all(0 < d <= 1 << 16 for d in metadata.observation_shape):
+            raise PlayerError(f"{source} has malformed metadata (frame_stack or observation_shape out of range)")
+        if not metadata.action_meanings or any(not isinstance(k, str) for k in metadata.env_kwargs):
+            raise PlayerError(f"{source} has malformed metadata (no actions, or env_kwargs keys that are not names)")
+        return metadata
 
 
 class PlayEnv(Protocol):
@@ -194,15 +233,18 @@ class PlayEnv(Protocol):
 
 
 def make_gym_env(env_id: str, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """``gym.make`` with a one-line :class:`PlayerError` for an unknown id or an unavailable renderer."""
+    """``gym.make`` (a retired id mapped to its successor) with a one-line :class:`PlayerError` for whatever
+    stops it: an unknown id, arguments the env does not take, an unavailable renderer."""
+    env_id = current_env_id(env_id)
     try:
         return gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
     except gym.error.Error as exc:
         raise PlayerError(f"cannot make env {env_id!r}: {exc}") from exc
-    except Exception as exc:  # SDL without a display, missing ROM, ...: report, don't trace back
+    except Exception as exc:  # SDL without a display, missing ROM, unknown keyword: report, don't trace back
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         if render_mode == "human":
-            raise PlayerError(f"cannot open a window for {env_id} ({exc.__class__.__name__}: {exc})") from exc
-        raise
+            raise PlayerError(f"cannot open a window for {env_id} ({exc.__class__.__name__}: {text})") from exc
+        raise PlayerError(f"cannot make env {env_id!r} ({exc.__class__.__name__}: {text})") from exc
 
 
 class AtariPlayEnv:
@@ -242,8 +284,9 @@ class AtariPlayEnv:
         action_set = getattr(unwrapped, "_action_set", None)
         self.action_set = list(action_set if action_set is not None else self.ale.getMinimalActionSet())
         meanings = self.action_meanings
-        if spec.noop_max > 0 and meanings[spec.noop_action] != "NOOP":
-            raise PlayerError(f"{env_id}'s action {spec.noop_action} is {meanings[spec.noop_action]}, not NOOP")
+        if spec.noop_max > 0 and (spec.noop_action >= len(meanings) or meanings[spec.noop_action] != "NOOP"):
+            named = meanings[spec.noop_action] if spec.noop_action < len(meanings) else "not an action"
+            raise PlayerError(f"{env_id}'s action {spec.noop_action} is {named}, not NOOP")
         height, width = self.ale.getScreenDims()
         # MaxAndSkipEnv's buffer: allocated once, never cleared (not even on reset), as in SB3.
         self._pool = np.zeros((2, height, width, 3), dtype=np.uint8)
@@ -407,21 +450,52 @@ class OnnxAgent:
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            model_bytes = read_checked_onnx(self.path)  # the bytes onnxruntime gets: checked, read once
+        except UserError as exc:
+            raise PlayerError(str(exc)) from None
+        try:
+            self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail, ...)
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise PlayerError(
                 f"{self.path} is not a readable ONNX model ({exc.__class__.__name__}: {first_line[:200]})"
             ) from exc
-        props = dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            props = dict(self.session.get_modelmeta().custom_metadata_map)
+            inputs = {i.name: i for i in self.session.get_inputs()}
+            outputs = {o.name for o in self.session.get_outputs()}
+        except (UnicodeDecodeError, ValueError, TypeError) as exc:  # strings of the file that are not UTF-8
+            raise PlayerError(f"{self.path} has unreadable metadata or names ({exc.__class__.__name__})") from exc
         self.metadata = AgentMetadata.from_props(props, source=str(self.path))
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        outputs = {o.name for o in self.session.get_outputs()}
         if INPUT_NAME not in inputs or not {Q_VALUES_NAME, ACTION_NAME} <= outputs:
             raise PlayerError(
                 f"{self.path} lacks the input {INPUT_NAME!r} or the outputs {Q_VALUES_NAME!r}/{ACTION_NAME!r}"
             )
         self._dtype = np.dtype(self.metadata.observation_dtype)
+        self._check_graph_matches_metadata(inputs[INPUT_NAME], self.session.get_outputs())
+
+    def _check_graph_matches_metadata(self, graph_input: Any, graph_outputs: list[Any]) -> None:
+        """The metadata describe the graph's input (dtype, shape after the batch) and the width of ``q_values``."""
+        meta = self.metadata
+        wanted = f"tensor({_ORT_TYPE_NAMES.get(self._dtype.name, self._dtype.name)})"
+        shape = list(graph_input.shape or [])
+        dims = shape[1:]
+        mismatched = len(dims) != len(meta.observation_shape) or any(
+            isinstance(d, int) and d != m for d, m in zip(dims, meta.observation_shape, strict=False)
+        )
+        if graph_input.type != wanted or mismatched:
+            said, takes = f"{meta.observation_dtype} {list(meta.observation_shape)}", f"{graph_input.type} {shape}"
+            raise PlayerError(f"{self.path}: the metadata say observations are {said}, the graph takes {takes}")
+        q_shape = next((list(o.shape or []) for o in graph_outputs if o.name == Q_VALUES_NAME), [])
+        if len(q_shape) == 2 and isinstance(q_shape[1], int) and q_shape[1] != meta.n_actions:
+            raise PlayerError(f"{self.path}: the metadata name {meta.n_actions} actions, the graph has {q_shape[1]}")
+
+    def _run(self, output: str, batch: np.ndarray) -> np.ndarray:
+        try:
+            return np.asarray(self.session.run([output], {INPUT_NAME: batch})[0])
+        except Exception as exc:  # onnxruntime's own exception types
+            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise PlayerError(f"{self.path}: onnxruntime cannot run the model on this observation ({text})") from exc
 
     @property
     def env_id(self) -> str:
@@ -437,11 +511,11 @@ class OnnxAgent:
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values ``(batch, n_actions)`` of one observation or a batch."""
-        return np.asarray(self.session.run([Q_VALUES_NAME], {INPUT_NAME: self._batch(obs)})[0])
+        return self._run(Q_VALUES_NAME, self._batch(obs))
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions ``(batch,)`` (int64) of one observation or a batch (the graph's ``action`` output)."""
-        return np.asarray(self.session.run([ACTION_NAME], {INPUT_NAME: self._batch(obs)})[0])
+        return self._run(ACTION_NAME, self._batch(obs))
 
     def act(self, obs: np.ndarray, epsilon: float = 0.0, rng: np.random.Generator | None = None) -> int:
         """ε-greedy action for one observation (Methods: ε = 0.05 in evaluation; 0: greedy)."""
@@ -450,7 +524,7 @@ class OnnxAgent:
                 raise ValueError("pass an rng when epsilon > 0")
             if rng.random() < epsilon:
                 return int(rng.integers(self.metadata.n_actions))
-        return int(self.session.run([ACTION_NAME], {INPUT_NAME: obs[None]})[0][0])
+        return int(self._run(ACTION_NAME, obs[None])[0])
 
     def make_env(self, max_episode_frames: int | None = None, render_mode: str | None = None) -> PlayEnv:
         """The env the agent was trained on, with its preprocessing rebuilt from the metadata."""
@@ -459,7 +533,17 @@ class OnnxAgent:
         if spec.wrapper == NO_WRAPPER:
             if max_episode_frames is not None:
                 raise PlayerError("a frame limit applies to Atari envs only")
-            return VectorPlayEnv(meta.env_id, meta.observation_dtype, meta.frame_stack, render_mode, meta.env_kwargs)
+            vector = VectorPlayEnv(meta.env_id, meta.observation_dtype, meta.frame_stack, render_mode, meta.env_kwargs)
+            space, actions = vector.env.observation_space, vector.env.action_space
+            n = getattr(actions, "n", None)
+            stacked = None if space.shape is None else (*space.shape[:-1], space.shape[-1] * meta.frame_stack)
+            if n is None or int(n) != meta.n_actions or stacked != meta.observation_shape:
+                vector.close()
+                raise PlayerError(
+                    f"{meta.env_id} observes {space} and acts in {actions}; the model was exported for observations "
+                    f"{list(meta.observation_shape)} and {meta.n_actions} actions"
+                )
+            return vector
         env = AtariPlayEnv(meta.env_id, spec, meta.frame_stack, max_episode_frames, render_mode, meta.env_kwargs)
         expected = (meta.frame_stack, spec.frame_size, spec.frame_size)
         if expected != meta.observation_shape:

@@ -63,11 +63,11 @@ class Skip:
 
 
 #: cases whose first step completes before the bad input shows: the files of that step may stay (complete,
-#: checked below), nothing of the failing step. load_from_hub downloads into place, then ``--onnx`` reads the
-#: env and the hyperparameters to export: the download is whole; no ONNX file is written.
+#: checked below), nothing of the failing step. load_from_hub downloads into place, then ``--onnx`` builds the
+#: env to export: the download is whole; no ONNX file is written. (An invalid yml is refused by the download
+#: itself, which checks every file before it places anything: nothing is written.)
 COMPLETE_FIRST_STEP = {
     ("load_from_hub", "model for another env"): "logs/",
-    ("load_from_hub", "invalid yml"): "logs/",
 }
 
 
@@ -143,7 +143,7 @@ TABLE: dict[str, dict[str, Any]] = {
         "truncated onnx": Skip("plot reads training logs, not models"),
         "model for another env": Skip("plot reads training logs, not models"),
         "unknown env id": Skip("plot takes no env id"),
-        "invalid yml": Skip("plot reads no yml (Monitor CSV and evaluation npz files only)"),
+        "invalid yml": ("{F}/run_bad_yml", "-o", "curve.png"),  # the run folder's files are checked first
         "non-writable output": ("{F}/run", "-o", f"{BLOCKED}/curve.png"),
     },
     "push_to_hub": {
@@ -158,7 +158,7 @@ TABLE: dict[str, dict[str, Any]] = {
     "load_from_hub": {
         "missing path": ("--repo-id", "alice/no-such-repo", *_HUB),
         "truncated zip": ("--repo-id", "alice/truncated", *_HUB),
-        "truncated onnx": Skip("load_from_hub copies a repo's ONNX file as is (--onnx exports a new one)"),
+        "truncated onnx": ("--repo-id", "alice/truncated-onnx", *_HUB),
         "model for another env": ("--repo-id", "alice/breakout", "--env", PONG, "--onnx", *_HUB),
         "unknown env id": ("--env", UNKNOWN, "-orga", "alice", *_HUB),
         "invalid yml": ("--repo-id", "alice/bad-yml", "--onnx", *_HUB),
@@ -250,7 +250,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "evaluations_nature.npz").write_bytes(_npz_bytes())
     _truncate(folder / "evaluations_nature.npz", plot_run / "evaluations_nature.npz")
     (folder / "syntax_error.yml").write_text(f"{BREAKOUT}:\n  policy: 'CnnPolicy\n  buffer_size: [1000\n")
-    hyperparams = yaml.load(Path(DQN_YML).read_text(), Loader=yaml.UnsafeLoader)[BREAKOUT]
+    hyperparams = yaml.safe_load(Path(DQN_YML).read_text())[BREAKOUT]
     (folder / "unknown_key.yml").write_text(yaml.dump({BREAKOUT: {**hyperparams, "learning_rat": 0.1}}))
     (folder / "bad_value.yml").write_text(yaml.dump({BREAKOUT: {**hyperparams, "batch_size": "thirty-two"}}))
     # checkpoints of the Breakout agent: one good, one whose model.zip was cut short
@@ -294,6 +294,9 @@ def fake_hub(fixtures: Path) -> Iterator[Any]:
     hub.add_repo("alice/breakout", {f"{name}.zip": zip_bytes, "config.yml": config})
     hub.add_repo("alice/truncated", {f"{name}.zip": zip_bytes[: len(zip_bytes) // 2], "config.yml": config})
     hub.add_repo("alice/bad-yml", {f"{name}.zip": zip_bytes, "config.yml": b"env_wrapper: [unclosed\n"})
+    truncated_onnx = (fixtures / "truncated.onnx").read_bytes()
+    files = {f"{name}.zip": zip_bytes, "config.yml": config, f"{name}.onnx": truncated_onnx}
+    hub.add_repo("alice/truncated-onnx", files)
     yield hub
     hub.stop()
 

@@ -517,7 +517,8 @@ def test_zoo_resume_after_sigint_matches_the_uninterrupted_run(
     assert not (run / f"{ENV_ID}.zip").exists()  # stopped: a checkpoint, no final model
     # the yml callback found the run folder by itself
     assert [c.num_timesteps for c in find_checkpoints(run / "checkpoints")] == [200, 336]
-    out, _ = _zoo("sb3_dqn_atari.train", ["--resume", str(run)], capsys)
+    # the run's yml names tests.test_resume.SignalAt, outside the allow-list of what a run folder may name
+    out, _ = _zoo("sb3_dqn_atari.train", ["--resume", str(run), "--trust-remote-code"], capsys)
     assert "Resuming from" in out
     full, resumed = tmp_path / "full" / "dqn" / f"{ENV_ID}_1", tmp_path / "stopped" / "dqn" / f"{ENV_ID}_2"
     a, b = (NatureDQN.load(r / f"{ENV_ID}.zip", device="cpu") for r in (full, resumed))
@@ -554,7 +555,7 @@ def test_cli_resume_breakout_paper_config_matches_the_uninterrupted_run(tmp_path
     _cli([*common, "-conf", str(conf), "-f", "full"], tmp_path)
     stopped = _cli([*common, "-conf", str(signal_conf), "-f", "stopped", "--checkpoint-freq", "300"], tmp_path)
     assert "SIGTERM: saving a checkpoint" in stopped.stderr
-    _cli(["--resume", str(tmp_path / "stopped" / "dqn" / f"{env_id}_1")], tmp_path)
+    _cli(["--resume", str(tmp_path / "stopped" / "dqn" / f"{env_id}_1"), "--trust-remote-code"], tmp_path)
     full, resumed = tmp_path / "full" / "dqn" / f"{env_id}_1", tmp_path / "stopped" / "dqn" / f"{env_id}_2"
     a, b = (NatureDQN.load(run / f"{env_id}.zip", device="cpu") for run in (full, resumed))
     assert a.num_timesteps == b.num_timesteps == 1_200 and a._n_updates == b._n_updates == 250

@@ -1,0 +1,563 @@
+"""What a stranger's rl-zoo3 files may name: the allow-list, the check of strings rl-zoo3 would ``eval``, and the
+check of file names.
+
+rl-zoo3 *imports* some hyperparameter values and *evaluates* others when a run folder or a hyperparameter file is
+used (rl-zoo3 2.x: ``exp_manager.py``, ``utils.py``, ``enjoy.py``, ``record_video.py``):
+
+* imported by name (``utils.get_wrapper_class``, ``utils.get_callback_list``, ``utils.get_class_by_name``):
+  ``env_wrapper``, ``vec_env_wrapper``, ``callback`` (a name, ``{name: kwargs}`` or a list of those; rl-zoo3
+  then *calls* each one, ``wrapper(env, **kwargs)``, ``callback(**kwargs)``), ``policy`` when it holds a dot;
+  ``args.yml``'s ``gym_packages``; the module part of an env id ``module:Env-v0`` (gymnasium imports it);
+* evaluated with ``eval``: ``normalize`` (``ExperimentManager`` when training, ``utils.get_saved_hyperparams``
+  in ``enjoy``/``record_video``), ``policy_kwargs``, ``replay_buffer_class``, ``replay_buffer_kwargs``,
+  ``monitor_kwargs`` (``ExperimentManager``) when they are strings, and every value of ``-params`` /
+  ``--env-kwargs`` (``utils.StoreDict``).
+
+The rules (no module is imported to apply them; the sources of the allowed packages are read with :mod:`ast`):
+
+* a **dotted name** must be a class (``module.path.Class``, no part starting with ``_``) of a module in one of
+  :data:`ALLOWED_PACKAGES`, and that class must be *defined* in such a module: the name is followed through
+  the modules' ``import`` statements to the ``class`` statement that defines it, so that a foreign object that an
+  allowed module happens to import (``pathlib.Path``, a ``subprocess`` function) is refused. Only classes:
+  rl-zoo3 calls what it imports with arguments from the file, and a function of an allowed package can do
+  anything its arguments say (``stable_baselines3.common.save_util.load_from_pkl`` unpickles a path).
+  A name whose module does not exist here is accepted (rl-zoo3's import fails, nothing runs);
+* a **string to be evaluated** is parsed with :func:`ast.parse` and accepted only if it is built from literals
+  (numbers, strings, ``True``/``False``/``None``, lists, tuples, sets, dicts, a unary minus),
+  ``dict(...)``/``list(...)`` calls of such values (no ``*``/``**``), and classes as above, written as a name
+  rl-zoo3's module binds (``nn.ReLU``, ``HerReplayBuffer``, ``RMSpropTFLike``: looked up in the imports of the
+  module that evaluates the string) or as ``__import__('allowed.module').Class``;
+* a **file name** from a repo or an archive must be a plain relative path: no ``..`` or ``.`` part, not absolute,
+  no backslash, no drive letter, no control character.
+
+Everything refused raises :class:`UntrustedError` (a :class:`~sb3_dqn_atari.errors.UserError`: one ``error:``
+line, exit status 2), which names the file and says that ``--trust-remote-code`` is the way past.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.machinery
+import importlib.util
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sb3_dqn_atari.errors import UserError, one_line
+
+#: Packages whose classes rl-zoo3 files may name (a module path equal to one of these, or inside it). torch.optim
+#: for ``policy_kwargs``' ``optimizer_class`` (``hyperparams/dqn_improved.yml`` names ``th.optim.Adam``; the zip
+#: loader allows the same optimizers, :data:`sb3_dqn_atari.loading.ALLOWED_KWARG_CLASSES`).
+ALLOWED_PACKAGES: tuple[str, ...] = (
+    "gymnasium",
+    "ale_py",
+    "stable_baselines3",
+    "sb3_contrib",
+    "rl_zoo3",
+    "sb3_dqn_atari",
+    "torch.nn",
+    "torch.optim",
+)
+TRUST_HINT = "use --trust-remote-code for files you trust"
+
+#: The modules of rl-zoo3 that ``eval`` strings, by the hyperparameter they evaluate.
+EXP_MANAGER = "rl_zoo3.exp_manager"
+ZOO_UTILS = "rl_zoo3.utils"
+EVAL_KEYS: dict[str, tuple[str, ...]] = {
+    "normalize": (EXP_MANAGER, ZOO_UTILS),
+    "policy_kwargs": (EXP_MANAGER,),
+    "replay_buffer_class": (EXP_MANAGER,),
+    "replay_buffer_kwargs": (EXP_MANAGER,),
+    "monitor_kwargs": (EXP_MANAGER,),
+}
+#: Hyperparameters rl-zoo3 imports and calls: a name, ``{name: kwargs}``, or a list of those.
+CLASS_KEYS = ("env_wrapper", "vec_env_wrapper", "callback")
+#: Longest string accepted for ``eval`` (rl-zoo3's own are under 200 characters).
+MAX_EVAL_CHARS = 10_000
+_IDENTIFIER = r"[A-Za-z][A-Za-z0-9_]*"
+_DOTTED = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})+")
+_MODULE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})*")
+
+
+class UntrustedError(UserError):
+    """A file names code outside the allow-list, or asks rl-zoo3 to evaluate more than plain values."""
+
+
+def refuse(source: str, what: str) -> UntrustedError:
+    return UntrustedError(f"{source}: {what}; not loaded ({TRUST_HINT})")
+
+
+def allowed_module(module: str) -> bool:
+    """Whether ``module`` is one of :data:`ALLOWED_PACKAGES` or inside one."""
+    return any(module == p or module.startswith(p + ".") for p in ALLOWED_PACKAGES)
+
+
+def _shown(value: Any, limit: int = 100) -> str:
+    return repr(one_line(str(value), limit))
+
+
+# ------------------------------------------------------------------------------------- reading module sources
+
+
+@functools.lru_cache(maxsize=512)
+def module_file(module: str) -> tuple[str, Path | None]:
+    """``("py", path)``, ``("package", path/__init__.py)``, ``("namespace", None)``, ``("compiled", path)`` or
+    ``("missing", None)`` for ``module``, found on ``sys.path`` without importing anything."""
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return "missing", None
+    if spec is None:
+        return "missing", None
+    if spec.submodule_search_locations is None:
+        if len(parts) > 1 or spec.origin is None:
+            return "missing", None
+        origin = Path(spec.origin)
+        return ("py", origin) if origin.suffix == ".py" else ("compiled", origin)
+    locations = [Path(p) for p in spec.submodule_search_locations]
+    kind, path = (("package", Path(spec.origin)) if spec.origin and spec.origin.endswith("__init__.py")
+                  else ("namespace", None))
+    for i, part in enumerate(parts[1:], start=2):
+        found: tuple[str, Path | None] | None = None
+        for location in locations:
+            if (location / part / "__init__.py").is_file():
+                found = ("package", location / part / "__init__.py")
+            elif (location / f"{part}.py").is_file():
+                found = ("py", location / f"{part}.py")
+            elif any((location / f"{part}{s}").is_file() for s in importlib.machinery.EXTENSION_SUFFIXES):
+                found = ("compiled", location / part)
+            elif (location / part).is_dir():
+                found = ("namespace", None)
+            if found is not None:
+                break
+        if found is None:
+            return "missing", None
+        kind, path = found
+        if i < len(parts):
+            if kind not in ("package", "namespace"):
+                return "missing", None
+            locations = [path.parent] if kind == "package" and path is not None else [loc / part for loc in locations]
+    return kind, path
+
+
+@functools.lru_cache(maxsize=256)
+def _module_ast(path: Path) -> ast.Module | None:
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        return None
+
+
+def _top_level(statements: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements that bind module-level names: the module body, into if/try/with blocks (not functions)."""
+    for statement in statements:
+        yield statement
+        if isinstance(statement, (ast.If, ast.For, ast.While)):
+            yield from _top_level([*statement.body, *statement.orelse])
+        elif isinstance(statement, ast.Try):
+            handlers = [s for h in statement.handlers for s in h.body]
+            yield from _top_level([*statement.body, *handlers, *statement.orelse, *statement.finalbody])
+        elif isinstance(statement, ast.With):
+            yield from _top_level(statement.body)
+
+
+def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
+    if level == 0:
+        return target or ""
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join([*base, target] if target else base)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a module-level name is: ``kind`` one of ``class``, ``module``, ``function``, ``other`` (assigned
+    from an expression), ``foreign`` (imported from outside the allow-list), ``dynamic`` (the module has a
+    ``__getattr__``), ``compiled`` (a compiled module), ``missing``; ``target`` the dotted name it stands for."""
+
+    kind: str
+    target: str
+
+
+_BADNESS = ("missing", "class", "module", "dynamic", "compiled", "function", "other", "foreign")
+
+
+def resolve(module: str, name: str, depth: int = 0) -> Binding:
+    """What ``module.name`` is, from the module's source (see :class:`Binding`); nothing is imported."""
+    target = f"{module}.{name}"
+    if depth > 24:
+        return Binding("other", target)
+    kind, path = module_file(module)
+    if kind == "missing":
+        return Binding("missing", target)
+    if kind == "compiled":
+        return Binding("compiled", target)
+    if module_file(target)[0] != "missing":
+        return Binding("module", target)
+    if path is None:  # a namespace package holds only submodules
+        return Binding("missing", target)
+    tree = _module_ast(path)
+    if tree is None:
+        return Binding("other", target)
+    is_package = kind == "package"
+    found: list[Binding] = []
+    stars: list[str] = []
+    has_getattr = False
+    for statement in _top_level(tree.body):
+        if isinstance(statement, ast.ClassDef) and statement.name == name:
+            found.append(Binding("class", target))
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if statement.name == name:
+                found.append(Binding("function", target))
+            has_getattr = has_getattr or statement.name == "__getattr__"
+        elif isinstance(statement, ast.Import):
+            for alias in statement.names:
+                bound = alias.asname or alias.name.split(".")[0]
+                if bound == name:
+                    found.append(Binding("module", alias.name if alias.asname else bound))
+        elif isinstance(statement, ast.ImportFrom):
+            source = _absolute(module, is_package, statement.level, statement.module)
+            for alias in statement.names:
+                if alias.name == "*":
+                    stars.append(source)
+                elif (alias.asname or alias.name) == name:
+                    found.append(_imported(source, alias.name, depth))
+        elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            names = {t.id for t in targets if isinstance(t, ast.Name)}
+            names |= {e.id for t in targets if isinstance(t, ast.Tuple) for e in t.elts if isinstance(e, ast.Name)}
+            if name in names:
+                value = statement.value
+                found.append(_assigned(module, value, depth) if value is not None else Binding("other", target))
+    if not found:
+        for source in stars:
+            if not allowed_module(source):
+                continue
+            binding = resolve(source, name, depth + 1)
+            if binding.kind != "missing":
+                found.append(binding)
+                break
+    if not found:
+        return Binding("dynamic" if has_getattr else "missing", target)
+    return max(found, key=lambda b: _BADNESS.index(b.kind))
+
+
+def _imported(source: str, name: str, depth: int) -> Binding:
+    target = f"{source}.{name}"
+    if module_file(target)[0] != "missing":
+        return Binding("module", target)
+    if not allowed_module(source):
+        return Binding("foreign", target)
+    return resolve(source, name, depth + 1)
+
+
+def _assigned(module: str, value: ast.expr, depth: int) -> Binding:
+    """``name = other_name`` and ``name = module.attr`` are followed; anything else is ``other``."""
+    chain: list[str] = []
+    node = value
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return Binding("other", ast.unparse(value)[:80])
+    base = resolve(module, node.id, depth + 1)
+    if not chain:
+        return base
+    if base.kind != "module":
+        return Binding("other", ast.unparse(value)[:80])
+    dotted = ".".join([base.target, *reversed(chain)])
+    parent, _, last = dotted.rpartition(".")
+    return _imported(parent, last, depth + 1) if allowed_module(parent) else Binding("foreign", dotted)
+
+
+def _dynamic_class(module: str, name: str) -> bool:
+    """For a module that computes its attributes (PEP 562 ``__getattr__``, as ``sb3_dqn_atari`` does): import the
+    allowed module and look. Importing an allowed package runs only installed, trusted code."""
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except Exception:  # any failure: not shown to be a class
+        return False
+    return isinstance(value, type) and allowed_module(str(getattr(value, "__module__", "")))
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+
+def check_class_name(dotted: Any, what: str, source: str) -> None:
+    """Refuse ``dotted`` unless it names a class defined in an allowed package (see the module docstring)."""
+    if not isinstance(dotted, str) or not _DOTTED.fullmatch(dotted):
+        raise refuse(source, f"{what} is {_shown(dotted)}, not a dotted class name (module.Class)")
+    module, _, name = dotted.rpartition(".")
+    if not allowed_module(module):
+        raise refuse(source, f"{what} names {dotted}, outside the allow-list ({', '.join(ALLOWED_PACKAGES)})")
+    binding = resolve(module, name)
+    if binding.kind == "missing" and module_file(module)[0] == "missing":
+        return  # the import fails before anything runs
+    if binding.kind == "class" and allowed_module(binding.target.rpartition(".")[0]):
+        return
+    if binding.kind == "dynamic" and _dynamic_class(module, name):
+        return
+    reason = {
+        "missing": f"{module} defines no such class",
+        "module": "a module, not a class",
+        "function": "a function, not a class",
+        "foreign": f"it is {binding.target}, from outside the allow-list",
+        "compiled": "it lives in a compiled module the check cannot read",
+        "dynamic": "it is computed when the module runs, not defined in it",
+    }.get(binding.kind, "it is not defined by a class statement")
+    raise refuse(source, f"{what} names {dotted}, which is not a class of an allowed package ({reason})")
+
+
+def check_module_name(module: Any, what: str, source: str) -> None:
+    """Refuse a module name (``gym_packages``, the ``module:`` of an env id) outside :data:`ALLOWED_PACKAGES`."""
+    if not isinstance(module, str) or not _MODULE.fullmatch(module) or not allowed_module(module):
+        raise refuse(source, f"{what} names the module {_shown(module)}, outside the allow-list "
+                             f"({', '.join(ALLOWED_PACKAGES)})")
+
+
+#: gymnasium's env id form (``envs.registration.ENV_ID_RE``): ``[namespace/]Name[-vN]``, ``module:`` allowed.
+_ENV_ID = re.compile(r"(?:[\w:-]+/)?[\w:.-]+?(?:-v\d+)?")
+
+
+def check_env_id(env_id: Any, what: str, source: str) -> None:
+    """An env id from a file must look like one (it becomes part of file names), and ``module:Name-vN`` makes
+    gymnasium import ``module``: it must be allowed."""
+    if env_id is None:
+        return
+    if not isinstance(env_id, str) or len(env_id) > 200 or not _ENV_ID.fullmatch(env_id) or ".." in env_id:
+        raise refuse(source, f"{what} is {_shown(env_id)}, not a gymnasium env id")
+    if ":" in env_id:
+        check_module_name(env_id.split(":", 1)[0], what, source)
+
+
+# ---------------------------------------------------------------------------------------------- eval strings
+
+
+def _namespace_dotted(node: ast.expr, namespace: str) -> str | None:
+    """The dotted name an attribute chain stands for in ``namespace`` (``nn.ReLU`` -> ``torch.nn.ReLU``,
+    ``__import__('sb3_dqn_atari').FrameReplayBuffer`` -> ``sb3_dqn_atari.FrameReplayBuffer``); None if its base
+    is neither a name the module binds to a module or class nor an ``__import__`` of a constant."""
+    chain: list[str] = []
+    while isinstance(node, ast.Attribute):
+        chain.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Call):
+        if not (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "__import__"
+            and len(node.args) == 1
+            and not node.keywords
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and chain
+        ):
+            return None
+        base = node.args[0].value
+    elif isinstance(node, ast.Name):
+        binding = resolve(namespace, node.id)
+        if binding.kind not in ("module", "class"):
+            return None
+        base = binding.target
+    else:
+        return None
+    return ".".join([base, *reversed(chain)])
+
+
+def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, ...] = (EXP_MANAGER,)) -> None:
+    """Refuse a string that rl-zoo3 would ``eval`` (in each module of ``namespaces``) unless it holds only
+    literals, ``dict(...)``/``list(...)`` of them and classes of allowed packages (see the module docstring)."""
+    if not isinstance(text, str):
+        return
+    if len(text) > MAX_EVAL_CHARS:
+        raise refuse(source, f"{what} is a string of {len(text):,} characters for rl-zoo3 to evaluate")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise refuse(source, f"{what} = {_shown(text)} is not a Python expression of plain values") from None
+    count = 0
+
+    def visit(node: ast.expr) -> None:
+        nonlocal count
+        count += 1
+        if count > 10_000:
+            raise refuse(source, f"{what} is too large an expression")
+        if isinstance(node, ast.Constant):
+            return
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            for element in node.elts:
+                visit(element)
+            return
+        if isinstance(node, ast.Dict):
+            if any(key is None for key in node.keys):
+                raise refuse(source, f"{what} = {_shown(text)} unpacks a mapping (**)")
+            for part in [*node.keys, *node.values]:
+                if part is not None:
+                    visit(part)
+            return
+        if (
+            isinstance(node, ast.UnaryOp)
+            and isinstance(node.op, (ast.USub, ast.UAdd))
+            and isinstance(node.operand, ast.Constant)
+            and isinstance(node.operand.value, (int, float, complex))
+        ):
+            return
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("dict", "list"):
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                raise refuse(source, f"{what} = {_shown(text)} unpacks arguments (* or **)")
+            for argument in [*node.args, *(k.value for k in node.keywords)]:
+                visit(argument)
+            return
+        if isinstance(node, (ast.Name, ast.Attribute)) or (isinstance(node, ast.Call) and _is_import(node)):
+            for namespace in namespaces:
+                dotted = _namespace_dotted(node, namespace)
+                shown = ast.unparse(node)
+                if dotted is None:
+                    raise refuse(source, f"{what} = {_shown(text)} uses {shown!r}, which is not a class rl-zoo3's "
+                                         f"{namespace} can name")
+                check_class_name(dotted, f"{what} ({shown})", source)
+            return
+        call = " (a call)" if isinstance(node, ast.Call) else ""
+        raise refuse(source, f"{what} = {_shown(text)} holds {ast.unparse(node)[:60]!r}{call}, not a plain value")
+
+    visit(tree.body)
+
+
+def _is_import(node: ast.Call) -> bool:
+    return isinstance(node.func, ast.Name) and node.func.id == "__import__"
+
+
+# ------------------------------------------------------------------------------------------- rl-zoo3's files
+
+
+def _class_entries(value: Any) -> Iterator[Any]:
+    """The names of an ``env_wrapper``/``callback`` value: a name, ``{name: kwargs}``, or a list of those."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, Mapping):
+            yield from item.keys()
+        elif item is not None:
+            yield item
+
+
+def check_hyperparams(params: Any, source: str, where: str = "") -> None:
+    """The values of one set of rl-zoo3 hyperparameters (``config.yml``, a section of a hyperparameter file,
+    ``args.yml``'s ``hyperparams``) that rl-zoo3 would import or evaluate."""
+    if not isinstance(params, Mapping):
+        return
+    for key in CLASS_KEYS:
+        if key in params:
+            for name in _class_entries(params[key]):
+                check_class_name(name, f"{where}{key}", source)
+    policy = params.get("policy")
+    if isinstance(policy, str) and "." in policy:
+        check_class_name(policy, f"{where}policy", source)
+    for key, namespaces in EVAL_KEYS.items():
+        check_eval_string(params.get(key), f"{where}{key}", source, namespaces)
+
+
+def check_hyperparams_file(data: Any, source: str) -> None:
+    """A hyperparameter file as ``-conf`` takes it: a section per env id (``atari``, ``default``)."""
+    if not isinstance(data, Mapping):
+        return
+    for section, params in data.items():
+        check_hyperparams(params, source, f"{section}.")
+
+
+def check_zoo_args(args: Any, source: str) -> None:
+    """rl-zoo3's ``args.yml``: the env id, ``gym_packages`` (imported by ``train``) and ``hyperparams``
+    (``-params``, evaluated again by ``ExperimentManager``)."""
+    if not isinstance(args, Mapping):
+        return
+    check_env_id(args.get("env"), "env", source)
+    packages = args.get("gym_packages") or []
+    for package in packages if isinstance(packages, list) else [packages]:
+        check_module_name(package, "gym_packages", source)
+    check_hyperparams(args.get("hyperparams"), source, "hyperparams.")
+
+
+# ---------------------------------------------------------------------------------------------- file names
+
+
+def check_relative_name(name: Any, what: str) -> None:
+    """Refuse a file name from a repo or an archive that is not a plain relative path (see the module
+    docstring): it could land outside the folder it is written to."""
+    why = ""
+    if not isinstance(name, str) or not name:
+        why = "empty"
+    elif "\\" in name:
+        why = "a backslash"
+    elif name.startswith("/"):
+        why = "an absolute path"
+    elif re.match(r"^[A-Za-z]:", name):
+        why = "a drive letter"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        why = "a control character"
+    elif any(part in ("", ".", "..") for part in name.split("/")):
+        why = "a '..', '.' or empty part"
+    if why:
+        raise UntrustedError(f"{what} holds the file name {_shown(name)} ({why}), which could be written outside "
+                             "its folder; refusing it")
+
+
+# ------------------------------------------------------------------------------------- rl-zoo3's command line
+
+#: ``rl_zoo3.train`` options whose values ``utils.StoreDict`` evaluates (``key:value``, value ``eval``\ ed).
+STORE_DICT_OPTIONS = frozenset({"-params", "--hyperparams", "--env-kwargs", "--eval-env-kwargs"})
+_OPTION = re.compile(r"-{1,2}[A-Za-z][\w-]*")
+
+
+def _options(argv: list[str]) -> Iterator[tuple[str, list[str]]]:
+    """``(option, values)`` of a command line: ``--opt v1 v2`` and ``--opt=v`` (a value may be negative)."""
+    option: str | None = None
+    values: list[str] = []
+    for token in argv:
+        name, eq, inline = token.partition("=")
+        if _OPTION.fullmatch(name):
+            if option is not None:
+                yield option, values
+            option, values = name, [inline] if eq else []
+        elif option is not None:
+            values.append(token)
+    if option is not None:
+        yield option, values
+
+
+def check_zoo_argv(argv: list[str], source: str) -> None:
+    """A ``rl_zoo3.train`` command line read from a file (a checkpoint's manifest), before it runs again: the env
+    id, ``--gym-packages`` (imported), ``-conf`` (rl-zoo3 runs a ``.py`` file and imports a module name: only a
+    YAML file, itself checked), the ``key:value`` options rl-zoo3 evaluates (``-params``, ``--env-kwargs``), and
+    no ``-i`` (an agent zip SB3 would unpickle)."""
+    from sb3_dqn_atari.safe_yaml import read_yaml
+
+    for option, values in _options(argv):
+        if option == "--env":
+            for value in values:
+                check_env_id(value, "--env", source)
+        elif option == "--gym-packages":
+            for value in values:
+                check_module_name(value, "--gym-packages", source)
+        elif option in ("-conf", "--conf-file"):
+            for value in values:
+                if not value.endswith((".yml", ".yaml")):
+                    raise refuse(source, f"-conf {_shown(value)} is not a YAML file (rl-zoo3 would run or import it)")
+                if Path(value).is_file():
+                    check_hyperparams_file(read_yaml(value), value)
+        elif option in ("-i", "--trained-agent") and any(values):
+            raise refuse(source, f"{option} {_shown(values[0])} names an agent zip that SB3 would unpickle")
+        elif option in STORE_DICT_OPTIONS:
+            for value in values:
+                key, _, text = value.partition(":")
+                what = f"{option} {key}"
+                check_eval_string(text, what, source, (ZOO_UTILS,))
+                if option in ("-params", "--hyperparams"):
+                    try:
+                        literal = ast.literal_eval(text.strip())
+                    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                        continue  # classes: no string left for rl-zoo3 to evaluate again
+                    check_hyperparams({key: literal}, source, f"{option} ")
