@@ -17,14 +17,29 @@ _EXPORTS = {
     "NipsCNN": "sb3_dqn_atari.networks",
     "NatureAtariWrapper": "sb3_dqn_atari.wrappers",
     "FrameReplayBuffer": "sb3_dqn_atari.replay",
+    "PrioritizedFrameReplayBuffer": "sb3_dqn_atari.prioritized",
+    "DuelingCnnPolicy": "sb3_dqn_atari.dueling",
+    "DuelingMlpPolicy": "sb3_dqn_atari.dueling",
 }
 
-__all__ = ["DeepMindRMSprop", "FrameReplayBuffer", "NatureAtariWrapper", "NatureDQN", "NipsCNN", "__version__"]
+__all__ = [
+    "DeepMindRMSprop",
+    "DuelingCnnPolicy",
+    "DuelingMlpPolicy",
+    "FrameReplayBuffer",
+    "NatureAtariWrapper",
+    "NatureDQN",
+    "NipsCNN",
+    "PrioritizedFrameReplayBuffer",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from sb3_dqn_atari.dqn import NatureDQN
+    from sb3_dqn_atari.dueling import DuelingCnnPolicy, DuelingMlpPolicy
     from sb3_dqn_atari.networks import NipsCNN
     from sb3_dqn_atari.optim import DeepMindRMSprop
+    from sb3_dqn_atari.prioritized import PrioritizedFrameReplayBuffer
     from sb3_dqn_atari.replay import FrameReplayBuffer
     from sb3_dqn_atari.wrappers import NatureAtariWrapper
 

@@ -9,7 +9,9 @@ available, and the ``buffer_size`` that would fit.
 
 Cost per transition is measured on the buffer itself: every array (numpy, or torch tensor on the CPU or
 a GPU) whose leading dimension is the ring size, i.e. 7,056 bytes of frame plus 36 bytes of bookkeeping
-for an 84×84 :class:`FrameReplayBuffer` slot, 56,448 + 24 for SB3's stacked ``ReplayBuffer``. A headroom of
+for an 84×84 :class:`FrameReplayBuffer` slot, 56,448 + 24 for SB3's stacked ``ReplayBuffer``, plus the sum
+tree of :class:`~sb3_dqn_atari.prioritized.PrioritizedFrameReplayBuffer` (float64 nodes, twice the ring rounded
+up to a power of two: 16.8 bytes per transition at 1M), spread over the ring's slots. A headroom of
 ``HEADROOM`` (5%) is added for what grows beside the ring: the first states of episodes (FrameReplayBuffer's
 start store holds about one frame per episode, i.e. ~3% of the frames with Breakout's ~35-step lives) and
 the allocator. Available memory is ``psutil.virtual_memory().available``, capped by the cgroup (container)
@@ -28,6 +30,8 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import BaseBuffer
 
+from sb3_dqn_atari.sum_tree import SumTree
+
 #: extra fraction of the ring's bytes reserved for the start store and the allocator
 HEADROOM = 0.05
 #: environment variable that turns the check off
@@ -42,7 +46,8 @@ def slot_nbytes(buffer: BaseBuffer) -> tuple[int, int]:
     """Bytes one ring slot (one ``add`` of the ``n_envs`` transitions) takes: ``(host, gpu)``.
 
     Sums, over the buffer's attributes (and the values of its dict attributes) that are arrays of leading
-    dimension ``buffer.buffer_size``, their size divided by that dimension.
+    dimension ``buffer.buffer_size``, their size divided by that dimension; a :class:`SumTree` (allocated for the
+    whole ring) adds its bytes divided by the ring size, rounded up.
     """
     host = gpu = 0
     arrays = []
@@ -57,6 +62,8 @@ def slot_nbytes(buffer: BaseBuffer) -> tuple[int, int]:
                 host += nbytes
             else:
                 gpu += nbytes
+        elif isinstance(value, SumTree):
+            host += math.ceil(value.nbytes / buffer.buffer_size)
     return host, gpu
 
 

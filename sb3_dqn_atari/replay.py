@@ -33,6 +33,19 @@ When the ring is full, the oldest ``n_stack`` slots of an env can hold transitio
 frames were overwritten; those are never sampled (as Dopamine's invalid range). ``sample`` draws its
 indices with the same ``np.random`` calls as SB3's ``ReplayBuffer.sample`` and redraws only such invalid
 ones, so with the same seed it picks the same transitions as SB3 until the ring wraps.
+
+**n-step returns** (``n_steps > 1``; Sutton 1988, as Hessel et al. 2018 ("Rainbow", eq. 2) use them for DQN): the
+transition at slot ``p`` is sampled as ``R = sum_{j<m} gamma^j r_{p+j}``, ``next_obs`` = the ``next_obs`` of slot
+``p + m - 1``, ``discounts = gamma^m`` and ``dones`` = that last transition's termination, where ``m <= n`` stops at
+the first episode end of the window (a terminal, a life loss: NatureAtariWrapper makes it a terminal, or a
+time-limit truncation, after which the target bootstraps from the truncated state as SB3 does; or the restart of
+the env by a new ``learn()``, stored without a ``done``, where the return is cut and bootstraps). Nothing more is
+stored: the rewards and flags of the next ``n - 1`` slots are read at sample time, as SB3's ``NStepReplayBuffer``
+does (which needs SB3's 56 GB stacked buffer). Unlike SB3's, a transition is sampled only once its n-step return is
+known (``n - 1`` later steps stored, or its episode ended): SB3 cuts the newest transitions' windows at the write
+cursor and bootstraps from a state whose episode goes on, with ``gamma^m``; here, as in dqn_zoo's
+``NStepTransitionAccumulator`` and Dopamine (which never samples the ``update_horizon`` newest indices), every
+sampled return is a full n-step one or ends with its episode.
 """
 
 from __future__ import annotations
@@ -77,6 +90,9 @@ class FrameReplayBuffer(ReplayBuffer):
     :param frames_on_device: keep the frames as a torch tensor on ``device`` (e.g. CUDA, ~7 GB for 1M
         Atari transitions), so that ``sample`` gathers there and copies no observation from the host (only
         the ~1 kB of indices). On the CPU it works but samples slower than the numpy default.
+    :param n_steps: n of the n-step returns (1: one-step transitions, exactly SB3's samples; see the module
+        docstring). ``NatureDQN(n_steps=n)`` passes its ``n_steps`` and ``gamma`` here.
+    :param gamma: discount of the n-step returns (the algorithm's ``gamma``)
     """
 
     #: arrays indexed ``[slot, env]``; pickling keeps only their filled part
@@ -105,8 +121,14 @@ class FrameReplayBuffer(ReplayBuffer):
         handle_timeout_termination: bool = True,
         n_stack: int | None = None,
         frames_on_device: bool = False,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ) -> None:
         self.n_stack, self.frame_channels = _check_observation_space(observation_space, n_stack)
+        if int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"FrameReplayBuffer: n_steps must be a whole number >= 1, got {n_steps}")
+        self.n_steps = int(n_steps)
+        self.gamma = float(gamma)
         # BaseBuffer's __init__ only: ReplayBuffer's would allocate the stacked obs/next_obs arrays.
         BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
         self.buffer_size = max(buffer_size // n_envs, 1)
@@ -260,14 +282,40 @@ class FrameReplayBuffer(ReplayBuffer):
 
     # ------------------------------------------------------------------------------------------ sample
     def valid_mask(self, batch_inds: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
-        """Which ``(slot, env)`` pairs can be sampled: stored, and none of their frames overwritten."""
+        """Which ``(slot, env)`` pairs can be sampled: stored, none of their frames overwritten, and (n-step)
+        their n-step return known."""
         batch_inds, env_indices = np.asarray(batch_inds), np.asarray(env_indices)
         oldest = self.pos if self.full else 0
         age = (batch_inds - oldest) % self.buffer_size  # 0 for the oldest stored slot
         stored = (batch_inds >= 0) & (batch_inds < self.buffer_size) & (self.full | (batch_inds < self.pos))
         # obs and next_obs use the frames of the slots p - reach .. p (reach: episode_steps, capped at n_stack)
         reach = self.episode_steps[batch_inds % self.buffer_size, env_indices % self.n_envs]
-        return stored & (env_indices >= 0) & (env_indices < self.n_envs) & (age >= reach)
+        valid = stored & (env_indices >= 0) & (env_indices < self.n_envs) & (age >= reach)
+        if self.n_steps > 1:
+            valid &= self._return_known(batch_inds % self.buffer_size, env_indices % self.n_envs)
+        return valid
+
+    def _return_known(self, batch_inds: np.ndarray, env_indices: np.ndarray) -> np.ndarray:
+        """Whether the n-step window of each slot is stored: ``n - 1`` later transitions, or its episode's end
+        among them (a ``done``, which includes truncations, or a transition that starts a new episode)."""
+        n = self.n_steps
+        later = (self.pos - 1 - batch_inds) % self.buffer_size  # transitions stored after p (0: the newest)
+        offsets = np.arange(n - 1)
+        window = (batch_inds[..., None] + offsets) % self.buffer_size
+        column = env_indices[..., None]
+        done = (self.dones[window, column] != 0) & (offsets <= later[..., None])
+        restart = (self.episode_steps[(window + 1) % self.buffer_size, column] == 0) & (offsets + 1 <= later[..., None])
+        return (later >= n - 1) | (done | restart).any(axis=-1)
+
+    def _has_valid(self, upper_bound: int) -> bool:
+        """Whether any stored transition can be sampled. Only the ``n_stack`` oldest slots (once the ring
+        wrapped) and the ``n_steps - 1`` newest can be invalid, so only a ring that small needs a look."""
+        suspicious = (self.n_stack if self.full else 0) + self.n_steps - 1
+        if upper_bound > suspicious:
+            return True
+        slots = np.repeat(np.arange(upper_bound), self.n_envs)
+        envs = np.tile(np.arange(self.n_envs), upper_bound)
+        return bool(self.valid_mask(slots, envs).any())
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
         """Uniform over the stored transitions, with SB3's draws; redraws the (rare) invalid ones."""
@@ -276,14 +324,16 @@ class FrameReplayBuffer(ReplayBuffer):
             raise ValueError("FrameReplayBuffer.sample: the buffer is empty")
         batch_inds = np.random.randint(0, upper_bound, size=batch_size)
         env_indices = np.random.randint(0, high=self.n_envs, size=(batch_size,))
-        # Only the n_stack oldest slots (from pos on, once the ring is full) can hold invalid transitions.
-        if self.full and ((batch_inds - self.pos) % self.buffer_size < self.n_stack).any():
+        # Only the n_stack oldest slots (from pos on, once the ring is full) and, for n-step returns, the
+        # n_steps - 1 newest can hold invalid transitions.
+        suspicious = self.full & ((batch_inds - self.pos) % self.buffer_size < self.n_stack)
+        if self.n_steps > 1:
+            suspicious |= (self.pos - 1 - batch_inds) % self.buffer_size < self.n_steps - 1
+        if suspicious.any():
             bad = ~self.valid_mask(batch_inds, env_indices)
-            if bad.any():
-                ages = np.arange(min(self.n_stack, self.buffer_size))
-                oldest = (self.pos + ages) % self.buffer_size
-                if np.count_nonzero(self.episode_steps[oldest] > ages[:, None]) == self.buffer_size * self.n_envs:
-                    raise ValueError("FrameReplayBuffer.sample: no transition has all its frames (buffer too small)")
+            if bad.any() and not self._has_valid(upper_bound):
+                what = "no n-step return is complete yet" if self.n_steps > 1 else "buffer too small"
+                raise ValueError(f"FrameReplayBuffer.sample: no transition has all its frames ({what})")
             while bad.any():
                 n = int(bad.sum())
                 batch_inds[bad] = np.random.randint(0, upper_bound, size=n)
@@ -311,9 +361,15 @@ class FrameReplayBuffer(ReplayBuffer):
         self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
     ) -> ReplayBufferSamples:
         self._move_frames()
-        obs, next_obs = self._gather_stacks(batch_inds, env_indices)
-        dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
-        rewards = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+        if self.n_steps == 1:
+            obs, next_obs = self._gather_stacks(batch_inds, env_indices)
+            dones = self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+            rewards = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+            discounts = None
+        else:
+            last, rewards, discounts = self._n_step_returns(batch_inds, env_indices, env)
+            obs, next_obs = self._gather_stacks(batch_inds, env_indices, next_inds=last)
+            dones = self.dones[last, env_indices] * (1 - self.timeouts[last, env_indices])
         # fancy indexing made fresh arrays: no copy needed to keep them from changing with the buffer
         return ReplayBufferSamples(
             observations=self._obs_to_torch(obs, env),
@@ -321,12 +377,37 @@ class FrameReplayBuffer(ReplayBuffer):
             next_observations=self._obs_to_torch(next_obs, env),
             dones=self.to_torch(dones.reshape(-1, 1), copy=False),
             rewards=self.to_torch(rewards, copy=False),
+            discounts=None if discounts is None else self.to_torch(discounts, copy=False),
         )
 
+    def _n_step_returns(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(last slot, return, gamma^m)`` of each sampled n-step window (see the module docstring); the sum
+        runs in float64 and is returned as float32, as SB3 stores rewards."""
+        n = self.n_steps
+        offsets = np.arange(n)
+        window = (batch_inds[:, None] + offsets) % self.buffer_size
+        column = env_indices[:, None]
+        # the window ends at a done, or before a transition that starts a new episode (a new learn(): no done
+        # was stored, so the return is cut there and bootstraps, as at a truncation)
+        ends = self.dones[window, column] != 0
+        ends[:, :-1] |= self.episode_steps[(window[:, :-1] + 1) % self.buffer_size, column] == 0
+        # m - 1: the first end in the window, else n - 1 (a sampled window is complete: valid_mask)
+        last_offset = np.where(ends.any(axis=1), ends.argmax(axis=1), n - 1)
+        rewards = self._normalize_reward(self.rewards[window, column], env).astype(np.float64)
+        discount_powers = self.gamma ** offsets.astype(np.float64)
+        used = offsets <= last_offset[:, None]
+        returns = (rewards * discount_powers * used).sum(axis=1, keepdims=True)
+        discounts = self.gamma ** (last_offset + 1).astype(np.float64)
+        last = window[np.arange(len(batch_inds)), last_offset]
+        return last, returns.astype(np.float32), discounts.reshape(-1, 1).astype(np.float32)
+
     def _gather_stacks(
-        self, batch_inds: np.ndarray, env_indices: np.ndarray
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, next_inds: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray] | tuple[th.Tensor, th.Tensor]:
-        """Rebuild the ``(B, n_stack * channels, H, W)`` obs and next_obs stacks.
+        """Rebuild the ``(B, n_stack * channels, H, W)`` obs stacks of ``batch_inds`` and next_obs stacks of
+        ``next_inds`` (default: the same slots; n-step returns: the window's last slot).
 
         Two row gathers into one fresh ``(2, B * n_stack, frame)`` array (one allocation: two big ones freed
         together make glibc give the pages back and fault them in again on every call), then the few
@@ -334,13 +415,29 @@ class FrameReplayBuffer(ReplayBuffer):
         k, n_slots, batch = self.n_stack, self.buffer_size, len(batch_inds)
         frame_size = self.frames[0, 0].numel() if isinstance(self.frames, th.Tensor) else self.frames[0, 0].size
         # Window position j (0..k) of slot p is frames[p - k + j] (obs: j < k, next_obs: j >= 1) ...
-        rows = (batch_inds[:, None] + np.arange(-k, 1)) % n_slots
-        if self.n_envs > 1:
-            rows = rows * self.n_envs + env_indices[:, None]
-        index = (rows[:, :k].ravel(), rows[:, 1:].ravel())
-        # ... unless it lies in the episode's first state: position steps + j < k.
-        steps = self.episode_steps[batch_inds, env_indices]
-        patches = self._start_patch(steps, batch_inds, env_indices) if batch and steps.min() < k else None
+        if next_inds is None:
+            rows = (batch_inds[:, None] + np.arange(-k, 1)) % n_slots
+            if self.n_envs > 1:
+                rows = rows * self.n_envs + env_indices[:, None]
+            index = (rows[:, :k].ravel(), rows[:, 1:].ravel())
+            # ... unless it lies in the episode's first state: position steps + j < k.
+            steps = self.episode_steps[batch_inds, env_indices]
+            patches = self._start_patch(steps, batch_inds, env_indices) if batch and steps.min() < k else None
+        else:
+            rows_obs = (batch_inds[:, None] + np.arange(-k, 0)) % n_slots
+            rows_next = (next_inds[:, None] + np.arange(-k + 1, 1)) % n_slots
+            if self.n_envs > 1:
+                rows_obs = rows_obs * self.n_envs + env_indices[:, None]
+                rows_next = rows_next * self.n_envs + env_indices[:, None]
+            index = (rows_obs.ravel(), rows_next.ravel())
+            steps, next_steps = (self.episode_steps[inds, env_indices] for inds in (batch_inds, next_inds))
+            no_patch = (np.empty(0, np.int64), np.empty((0, frame_size), np.uint8))
+            patches = [
+                self._start_patch(steps, batch_inds, env_indices)[0] if batch and steps.min() < k else no_patch,
+                self._start_patch(next_steps, next_inds, env_indices)[1]
+                if batch and next_steps.min() < k
+                else no_patch,
+            ]
         stacked = (batch, k * self.frame_channels, *self.frame_shape[1:])
         frames = self.frames.reshape(n_slots * self.n_envs, frame_size)
         if isinstance(frames, th.Tensor):
@@ -414,6 +511,8 @@ class FrameReplayBuffer(ReplayBuffer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         capacity = state.pop("start_capacity")
+        state.setdefault("n_steps", 1)  # pickled before n-step returns existed
+        state.setdefault("gamma", 0.99)
         self.__dict__.update(state)
         if self.frames_on_device:  # rebuilt on the CPU; the first add/sample moves it to self.device
             self.device, device = th.device("cpu"), self.device
