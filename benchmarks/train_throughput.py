@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
@@ -49,6 +48,8 @@ from stable_baselines3.common.vec_env import VecFrameStack
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_MODEL_KEYS = {"env_wrapper", "frame_stack", "n_timesteps", "policy", "n_envs", "normalize"}
+#: environment variables that cap the instruction sets torch's libraries use (oneDNN, ATen, MKL)
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS")
 BREAKDOWN = ("env step", "action selection", "replay add", "replay sample", "train step")
 
 #: parent to worker: ("run", agent steps) or ("stop", 0)
@@ -130,11 +131,24 @@ def prepare(agent: str, mode: str, args: argparse.Namespace, device: str) -> tup
     return model, None if agent == "sb3" else instrument(model)
 
 
+def settings(model: BaseAlgorithm) -> str:
+    """What NatureDQN chose on this device: fast mode's options with their reasons, exact mode's layout."""
+    from sb3_dqn_atari import NatureDQN
+    from sb3_dqn_atari.hardware import describe_fast_options
+
+    if not isinstance(model, NatureDQN):
+        return ""
+    if model.fast_choices:
+        return describe_fast_options(model.capabilities, model.fast_choices)
+    layout = "channels-last" if model._use_channels_last() else "NCHW"
+    return f"exact mode on {model.capabilities.name}: {layout}"
+
+
 def serve(conn: Connection[Reply, Command], agent: str, mode: str, args: argparse.Namespace, device: str) -> None:
     """Worker process: prepare one agent, then run and time chunks of ``learn`` on request until "stop"."""
     try:
         model, timers = prepare(agent, mode, args, device)
-        conn.send(("ready", torch.get_num_threads()))
+        conn.send(("ready", (torch.get_num_threads(), settings(model))))
         while True:
             command, steps = conn.recv()
             if command == "stop":
@@ -162,6 +176,7 @@ class Worker:
     process: BaseProcess
     conn: Connection[Command, Reply]
     threads: int = 0
+    settings: str = ""
     speeds: list[float] = field(default_factory=list)
     seconds: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
@@ -175,7 +190,7 @@ class Worker:
         process.start()
         child.close()  # the worker's end is the worker's alone: recv sees EOF if it dies
         worker = cls(name, process, conn)
-        worker.threads = worker.reply("ready")
+        worker.threads, worker.settings = worker.reply("ready")
         return worker
 
     def reply(self, expected: str) -> Any:
@@ -230,30 +245,26 @@ def measure(workers: list[Worker], steps: int, rounds: int) -> None:
             print(f"  {worker.name:14s} chunk: {steps / elapsed:7.1f} steps/s", flush=True)
 
 
-def host_description() -> str:
-    """CPU model, cores and the bf16 instructions oneDNN can use (what ``mode="fast"`` gains from)."""
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        model = names[0] if names else model
-    bf16 = [
-        name
-        for name, supported in (
-            ("AMX", torch.cpu._is_amx_tile_supported()),
-            ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
-        )
-        if supported
-    ]
-    gpu = f", GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{model}, {os.cpu_count()} cores, bf16 on the CPU via {'/'.join(bf16) or 'none'}{gpu}"
+def host_description(device: str) -> str:
+    """CPU model, cores, the instruction sets oneDNN and ATen use (with any cap set in the environment: an
+    emulation of an older CPU) and the native bf16 (what ``mode="fast"`` gains from)."""
+    from sb3_dqn_atari.hardware import detect
+
+    caps = ", ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k))
+    emulated = f"; instruction sets capped by {caps}" if caps else ""
+    line = f"{detect('cpu').describe()}, {os.cpu_count()} cores{emulated}"
+    if device != "cpu":
+        line += f"; training device: {detect(device).describe()}"
+    return line
 
 
 def report(workers: list[Worker], args: argparse.Namespace, device: str) -> None:
     sb3_speed = statistics.median(workers[0].speeds)
     cpu = "/".join(str(n) for n in sorted({w.threads for w in workers})) + " torch threads"
     print(f"\n{args.env}, device={device} ({cpu}), {date.today().isoformat()}, median of {args.rounds} chunks")
-    print(f"host: {host_description()}")
+    print(f"host: {host_description(device)}")
+    for worker in workers[1:]:
+        print(f"  {worker.name}: {worker.settings}")
     print(f"{'agent':32s} {'steps/s':>9s} {'ratio':>7s}")
     print(f"{'SB3 DQN + rl-zoo3 atari':32s} {sb3_speed:9.1f} {1.0:6.2f}x")
     for worker in workers[1:]:

@@ -39,38 +39,69 @@ What is overridden, and why (everything else is SB3's DQN, reused as is):
   minimises the *mean* Huber loss (δ = 1), whose gradient is the same divided by ``B``. RMSProp is
   invariant to that scale if its constant is scaled by ``1/B²``: the optimizer gets
   ``eps = min_squared_gradient / batch_size**2`` (dqn_zoo does the same: ``0.01 / 32**2``), and SB3's
-  ``train`` is reused unchanged. ``max_grad_norm`` defaults to infinity: no gradient clipping.
+  mean-loss update is kept (:meth:`NatureDQN._update`, SB3's ``train`` written out, see below).
+  ``max_grad_norm`` defaults to infinity: no gradient clipping.
 * **Greedy ties** are broken at random (:mod:`sb3_dqn_atari.policies`).
+* **Acting before learning** (:class:`~sb3_dqn_atari.lua_order.LuaActingOrder`): at a step ``t`` with an
+  update, the Lua code selects the action for ``t`` *before* that update (``NeuralQLearner:perceive``); SB3
+  selects it after. We select it at the end of the rollout that the update follows, with the weights before
+  the update, and play it at the next step; the update runs where SB3 runs it (``tests/test_lua_order.py``
+  compares with a naive Lua loop).
 
 Modes (``mode=``): ``"exact"`` (default) is all of the above in float32. ``"fast"`` may change numerics, each
-change named and switchable in ``fast_options`` (defaults in :data:`FAST_OPTIONS`):
+change named, chosen for the device by what pays there (:func:`sb3_dqn_atari.hardware.choose_fast_options`;
+printed once when ``learn`` starts with ``verbose >= 1``, in :attr:`NatureDQN.fast_choices`) and switchable
+in ``fast_options`` (names in :data:`FAST_OPTIONS`):
 
-* ``bf16_autocast``: the train step under ``torch.autocast(bfloat16)`` (AVX512-BF16/AMX on recent x86 CPUs,
-  tensor cores on GPUs); weights, optimizer state and the loss stay float32. Action selection stays float32
-  (one observation: casting the weights would cost more than it saves);
-* ``compile``: ``torch.compile`` on the online and target networks' forward (slow first steps; off by default).
+* ``bf16_autocast``: the train step under ``torch.autocast(bfloat16)``; on only where bf16 is native:
+  AVX512-BF16 or AMX on x86 CPUs with oneDNN allowed to use them (``ONEDNN_MAX_CPU_ISA``), bf16 tensor cores
+  on GPUs. Elsewhere bf16 is emulated and ~5x slower than float32. Weights, optimizer state and the loss stay
+  float32; action selection stays float32 (one observation: casting the weights would cost more than it saves);
+* ``channels_last``: the conv layout, where it is faster (exact mode uses the same rule, see ``channels_last``);
+* ``compile``: ``torch.compile`` on the online and target networks' forward (slower on the CPU; off).
+
+With bf16 off (an AVX2-only CPU), fast mode runs exact mode's computation, bit for bit: never slower.
 
 Overhead removed in both modes (numerics unchanged):
 
 * the optimizer computes ``sqrt(g2 - g^2 + eps)`` into preallocated buffers (:class:`DeepMindRMSprop`);
 * with ``max_grad_norm=inf`` (the paper: no clipping), SB3's ``clip_grad_norm_`` call is skipped: it would
   compute every gradient's norm and multiply every gradient by exactly 1.0 (~1 ms per update on the CPU).
-  Identical updates while the gradients are finite (a test compares with SB3's ``train``); SB3 turns every
+  Identical updates while the gradients are finite (tests compare with SB3's ``train``); SB3 turns every
   gradient into NaN once one is infinite, which here stays in the affected parameters only;
 * ``keep_freed_memory`` (CPU): :func:`sb3_dqn_atari.allocator.keep_freed_memory`, process-wide.
 
-Known difference from the Lua code: at a step ``t`` with an update, the Lua selects the action for ``t``
-*before* the update and SB3 after it, so acting uses weights one update fresher. The sequence of updates
-(when, on how many transitions, with which target) is the same.
+The order of acting and learning is the Lua code's (above); the sequence of updates (when, on how many
+transitions, with which target) is SB3's, which is the Lua's too. Running the env step concurrently with the
+update (possible in this order) does not pay on 2 cores and is not done (``benchmarks/env_update_overlap.py``).
+
+The DQN improvements, each a switch, all off by default (the README's table gives every setting and its
+source; ``hyperparams/ddqn.yml``, ``dueling.yml``, ``prioritized.yml``, ``dqn_improved.yml`` the papers' runs):
+
+* **Double DQN** (van Hasselt, Guez & Silver, AAAI 2016), ``double_q=True``: the target is
+  ``r + γ·Q_target(s', argmax_a Q_online(s', a))`` (eq. 4) instead of ``r + γ·max_a Q_target(s', a)``.
+  The tuned variant's single shared output bias is ``policy_kwargs=dict(shared_bias=True)``.
+* **Dueling network** (Wang et al., ICML 2016): ``policy=DuelingCnnPolicy`` (:mod:`sb3_dqn_atari.dueling`).
+* **Prioritized replay** (Schaul et al., ICLR 2016): ``replay_buffer_class=PrioritizedFrameReplayBuffer``
+  (:mod:`sb3_dqn_atari.prioritized`); the update then weights each transition's Huber loss by its importance
+  weight and gives the buffer that update's own TD errors as priorities.
+* **n-step returns** (as in Hessel et al. 2018): ``n_steps=n``, on the frames-once memory for images
+  (:class:`~sb3_dqn_atari.replay.FrameReplayBuffer` receives ``n_steps`` and ``gamma``), SB3's
+  ``NStepReplayBuffer`` otherwise; the target uses each sample's ``discounts = γ^m``.
+
+Because the priorities need the TD errors of the update itself, :meth:`train` runs its own update
+(:meth:`_update`), SB3's ``DQN.train`` written out; with every switch off it computes bit-identical parameters
+(``tests/test_improvements_train.py`` runs both on the same model, samples and optimizer state).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import warnings
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -82,6 +113,17 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 
+from sb3_dqn_atari.hardware import (
+    FAST_OPTION_NAMES,
+    Capabilities,
+    Choice,
+    channels_last_pays,
+    choose_fast_options,
+    describe_fast_options,
+    detect,
+)
+from sb3_dqn_atari.layout import convert_observations
+from sb3_dqn_atari.lua_order import LuaActingOrder
 from sb3_dqn_atari.optim import DeepMindRMSprop
 from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
@@ -89,16 +131,13 @@ from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 MIN_SQUARED_GRADIENT = 0.01
 #: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
 RMSPROP_ALPHA = 0.95
-#: What ``mode="fast"`` changes, each switchable through ``fast_options``.
-FAST_OPTIONS: dict[str, bool] = {"bf16_autocast": True, "compile": False}
+#: What ``mode="fast"`` may change, each chosen per device (:func:`sb3_dqn_atari.hardware.choose_fast_options`)
+#: and switchable through ``fast_options``.
+FAST_OPTIONS = FAST_OPTION_NAMES
 MODES = ("exact", "fast")
 
 
-def _no_parameters(recurse: bool = True) -> Iterator[torch.nn.Parameter]:
-    return iter(())
-
-
-class NatureDQN(DQN):
+class NatureDQN(LuaActingOrder, DQN):
     """The Nature DQN (Mnih et al. 2015) with SB3's API: ``NatureDQN("CnnPolicy", env).learn(...)``.
 
     Takes every argument of :class:`stable_baselines3.DQN` (so rl-zoo3 hyperparameters apply); the defaults
@@ -111,14 +150,18 @@ class NatureDQN(DQN):
         optimizer gets ``min_squared_gradient / batch_size**2`` because SB3's loss is the batch mean.
         Ignored if ``policy_kwargs["optimizer_kwargs"]["eps"]`` is given.
     :param mode: ``"exact"`` (the paper in float32) or ``"fast"`` (see the module docstring).
-    :param fast_options: overrides of :data:`FAST_OPTIONS` for ``mode="fast"``.
+    :param fast_options: ``mode="fast"``'s options set by hand (names in :data:`FAST_OPTIONS`, e.g.
+        ``{"bf16_autocast": False}``); the others are chosen for the device (:attr:`fast_choices`).
     :param channels_last: both networks in channels-last memory format (oneDNN's and cuDNN's preferred conv
         layout). The math stays float32 in either layout; only the summation order inside the conv kernels
-        differs. ``None``: on for the CPU (where the train step is faster in it:
-        ``benchmarks/train_throughput.py --mode exact,exact-nchw``), and for ``mode="fast"`` on GPUs.
+        differs. ``None``: where it is faster (:func:`sb3_dqn_atari.hardware.channels_last_pays`: CPUs with
+        AVX2 or newer, measured with ``benchmarks/train_throughput.py --mode exact,exact-nchw``; GPUs in fast
+        mode with bf16). In fast mode ``fast_options["channels_last"]`` wins over it.
     :param keep_freed_memory: when ``learn`` starts, set glibc's allocator to keep freed memory for reuse
         (:mod:`sb3_dqn_atari.allocator`; process-wide, numerics unchanged). ``None``: on when training on
         the CPU, where page faults on the train step's temporaries cost 15-30 % of it.
+    :param double_q: Double DQN targets (van Hasselt et al. 2016): the online network selects the next
+        action, the target network evaluates it.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -161,6 +204,7 @@ class NatureDQN(DQN):
         fast_options: dict[str, bool] | None = None,
         channels_last: bool | None = None,
         keep_freed_memory: bool | None = None,
+        double_q: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -168,9 +212,11 @@ class NatureDQN(DQN):
         if unknown:
             raise ValueError(f"unknown fast_options {sorted(unknown)}; known: {sorted(FAST_OPTIONS)}")
         self.mode = mode
-        self.fast_options = {**FAST_OPTIONS, **(fast_options or {})}
+        #: the user's choices; the rest is chosen for the device when the model is set up
+        self.fast_options = {name: bool(value) for name, value in (fast_options or {}).items()}
         self.channels_last = channels_last
         self.keep_freed_memory = keep_freed_memory
+        self.double_q = double_q
         policy_kwargs = dict(policy_kwargs or {})
         policy_kwargs.setdefault("optimizer_class", DeepMindRMSprop)
         if policy_kwargs["optimizer_class"] is DeepMindRMSprop:
@@ -214,51 +260,69 @@ class NatureDQN(DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        from sb3_dqn_atari.replay import FrameReplayBuffer
+
         if (
             self.replay_buffer_class is None
             and not self.optimize_memory_usage
-            and self.n_steps == 1
             and isinstance(self.observation_space, spaces.Box)
             and is_image_space(self.observation_space)
         ):
-            from sb3_dqn_atari.replay import FrameReplayBuffer
-
             self.replay_buffer_class = FrameReplayBuffer
-        super()._setup_model()
+        frames_once = self.replay_buffer_class is not None and issubclass(self.replay_buffer_class, FrameReplayBuffer)
+        if frames_once and self.n_steps > 1:  # n-step returns on the frames-once memory
+            self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
+        with warnings.catch_warnings():
+            if frames_once:  # SB3 warns that a custom buffer class ignores n_steps; ours got it just above
+                warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
+            super()._setup_model()
         self.exploration_rate = self.epsilon_at(self.num_timesteps)
+        self._capabilities = detect(self.device)
+        self._fast_choices: dict[str, Choice] = {}
+        if getattr(self, "mode", "exact") == "fast":
+            overrides = dict(getattr(self, "fast_options", None) or {})
+            if getattr(self, "channels_last", None) is not None:
+                overrides.setdefault("channels_last", bool(self.channels_last))
+            self._fast_choices = choose_fast_options(self._capabilities, overrides)
+        self._fast_choices_shown = False
         if self._use_channels_last():
             self.policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            for net in (self.q_net, self.q_net_target):  # the frames change layout as bytes, not as floats
+                convert_observations(net)
         if self._fast("compile"):
             for net in (self.q_net, self.q_net_target):
                 net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
 
+    def _excluded_save_params(self) -> list[str]:
+        """Also not saved: what was detected on this device (a loaded model detects its own)."""
+        return [*super()._excluded_save_params(), "_capabilities", "_fast_choices", "_fast_choices_shown"]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the training device offers (:func:`sb3_dqn_atari.hardware.detect`)."""
+        return self._capabilities
+
+    @property
+    def fast_choices(self) -> dict[str, Choice]:
+        """Fast mode's options on this device, each with its reason (empty in exact mode)."""
+        return dict(self._fast_choices)
+
     def _use_channels_last(self) -> bool:
+        if "channels_last" in self._fast_choices:
+            return self._fast_choices["channels_last"].on
         choice = getattr(self, "channels_last", None)
         if choice is None:
-            return self.device.type == "cpu" or getattr(self, "mode", "exact") == "fast"
+            return channels_last_pays(self._capabilities)[0]
         return bool(choice)
 
     def _fast(self, option: str) -> bool:
-        return getattr(self, "mode", "exact") == "fast" and bool(self.fast_options.get(option, False))
+        choice = getattr(self, "_fast_choices", {}).get(option)
+        return choice is not None and choice.on
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._fast("bf16_autocast"):
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def _skip_infinite_clip(self) -> Iterator[None]:
-        """SB3's ``train`` calls ``clip_grad_norm_(self.policy.parameters(), max_grad_norm)``. With an
-        infinite norm it scales every gradient by exactly 1.0; given no parameters it returns at once, so
-        ``policy.parameters`` yields none for the duration of the update (the optimizer holds its own)."""
-        if not math.isinf(self.max_grad_norm):
-            yield
-            return
-        self.policy.parameters = _no_parameters  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            del self.policy.parameters
 
     def _setup_learn(
         self,
@@ -276,9 +340,17 @@ class NatureDQN(DQN):
         choice = getattr(self, "keep_freed_memory", None)
         if choice or (choice is None and self.device.type == "cpu"):
             keep_freed_memory()
+        if self._fast_choices and self.verbose >= 1 and not self._fast_choices_shown:
+            print(describe_fast_options(self._capabilities, self._fast_choices))
+            self._fast_choices_shown = True
         if self.replay_buffer is not None:
             check_replay_memory(self.replay_buffer, total_timesteps)
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        if getattr(self.replay_buffer, "beta_steps", 0) is None:
+            # prioritized replay: β from β0 at learning_starts to 1 at the last step of this budget
+            self.replay_buffer.beta_start = self.learning_starts  # type: ignore[union-attr]
+            self.replay_buffer.beta_steps = max(self._total_timesteps - self.learning_starts, 1)  # type: ignore[union-attr]
+        return result
 
     def epsilon_at(self, step: int) -> float:
         """ε for the action at agent step ``step`` (0-based), as ``NeuralQLearner:eGreedy`` computes it.
@@ -300,14 +372,74 @@ class NatureDQN(DQN):
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """SB3's DQN update, then the target copy of every ``target_update_interval`` agent steps crossed.
+        """The DQN update (:meth:`_update`), then the target copy of every ``target_update_interval`` agent steps
+        crossed.
 
         A boundary crossed before ``learning_starts`` needs no copy: the network has not changed yet.
         """
-        with self._autocast(), self._skip_infinite_clip():
-            super().train(gradient_steps, batch_size)
+        with self._autocast():
+            self._update(gradient_steps, batch_size)
         previous = max(self._last_train_timestep, self.learning_starts)
         if self.num_timesteps // self.target_update_interval > previous // self.target_update_interval:
             polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self._last_train_timestep = self.num_timesteps
+
+    def _update(self, gradient_steps: int, batch_size: int) -> None:
+        """SB3's ``DQN.train``, written out so that the switches can enter it; read it top to bottom.
+
+        With ``double_q=False`` and a uniform replay buffer (one-step or n-step returns), these are SB3's operations
+        in SB3's order: the parameters come out bit-identical (``tests/test_improvements_train.py``). The clip
+        is skipped when ``max_grad_norm`` is infinite (the paper: no clipping): SB3's call would multiply every
+        gradient by exactly 1.0 (identical while the gradients are finite; SB3 turns every gradient into NaN
+        once one is infinite, which here stays in the affected parameters only).
+        """
+        assert self.replay_buffer is not None
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            # n-step returns: γ^m per sample (m <= n_steps, fewer where the episode ended), else γ
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with torch.no_grad():
+                next_q_target = self.q_net_target(replay_data.next_observations)
+                if self.double_q:
+                    # van Hasselt et al. 2016, eq. (4): the online network picks a', the target network values it
+                    next_actions = self.q_net(replay_data.next_observations).argmax(dim=1, keepdim=True)
+                    next_q_values = torch.gather(next_q_target, dim=1, index=next_actions)
+                else:
+                    next_q_values, _ = next_q_target.max(dim=1)
+                    next_q_values = next_q_values.reshape(-1, 1)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            current_q_values = self.q_net(replay_data.observations)
+            current_q_values = torch.gather(current_q_values, dim=1, index=replay_data.actions.long())
+
+            # Huber loss (δ = 1): Nature's error clipping. Prioritized replay (Schaul et al. 2016, Algorithm 1:
+            # Δ += w_j·δ_j·∇Q, δ_j clipped as in DQN): each transition's loss times its importance weight.
+            weights = getattr(replay_data, "weights", None)
+            if weights is None:
+                loss = torch.nn.functional.smooth_l1_loss(current_q_values, target_q_values)
+            else:
+                elementwise = torch.nn.functional.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
+                loss = (weights * elementwise).mean()
+            losses.append(loss.item())
+
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            if not math.isinf(self.max_grad_norm):
+                torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+
+            if weights is not None:
+                # the new priorities are |δ| of this update's own forward pass (no second one)
+                td_errors = (target_q_values - current_q_values).detach()
+                self.replay_buffer.update_priorities(replay_data.indices, td_errors)  # type: ignore[attr-defined]
+
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+        if hasattr(self.replay_buffer, "current_beta"):
+            self.logger.record("train/importance_sampling_exponent", self.replay_buffer.current_beta())
