@@ -75,10 +75,14 @@ class PaperProtocolEvalCallback(NatureEvalCallback):
 
 
 def register(name: str = "dqn") -> None:
-    """Make rl-zoo3's ``--algo name`` build :class:`NatureDQN`, and ``--eval-freq`` use the paper's protocol,
-    in this process."""
+    """Make rl-zoo3's ``--algo name`` build :class:`NatureDQN`, ``--eval-freq`` use the paper's protocol, and
+    ``-optimize`` sample around the paper's values and score trials with its protocol
+    (:mod:`sb3_dqn_atari.sweep.hpo`), in this process."""
+    from sb3_dqn_atari.sweep import hpo
+
     ALGOS[name] = NatureDQN
     exp_manager.EvalCallback = PaperProtocolEvalCallback  # type: ignore[misc,assignment]
+    hpo.register(name)
 
 
 register()
