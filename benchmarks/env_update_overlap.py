@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    from sb3_dqn_atari.hardware import detect
+    from sb3_dqn_atari.agent.hardware import detect
 
     model = build("exact", args.seed)
     model.learn(model.learning_starts + 4)

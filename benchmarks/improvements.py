@@ -87,7 +87,7 @@ def serve(conn: Connection, variant: str, args: argparse.Namespace) -> None:
         import gymnasium as gym
         import torch
 
-        from sb3_dqn_atari.memory import slot_nbytes
+        from sb3_dqn_atari.agent.memory import slot_nbytes
 
         gym.register_envs(ale_py)
         torch.set_num_threads(args.threads)

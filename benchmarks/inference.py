@@ -44,10 +44,10 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sb3_dqn_atari import NatureDQN
-from sb3_dqn_atari.export import export_onnx
-from sb3_dqn_atari.preprocessing import nature_frame
-from sb3_dqn_atari.runtime import OnnxAgent
-from sb3_dqn_atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.atari.preprocessing import nature_frame
+from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.onnx.export import export_onnx
+from sb3_dqn_atari.onnx.runtime import OnnxAgent
 
 ENV_ID = "BreakoutNoFrameskip-v4"
 

@@ -56,7 +56,7 @@ def make_buffer(kind: str, size: int, stack: int, side: int, device: str) -> Any
     from gymnasium import spaces
     from stable_baselines3.common.buffers import ReplayBuffer
 
-    from sb3_dqn_atari.replay import FrameReplayBuffer
+    from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 
     obs_space = spaces.Box(0, 255, (stack, side, side), np.uint8)
     act_space = spaces.Discrete(4)
@@ -76,7 +76,7 @@ def worker(args: argparse.Namespace) -> Result:
     import stable_baselines3.common.buffers  # noqa: F401  (imports before the RSS baseline)
     import torch as th
 
-    import sb3_dqn_atari.replay  # noqa: F401
+    import sb3_dqn_atari.agent.replay  # noqa: F401
 
     th.set_num_threads(1)
     rng = np.random.default_rng(args.seed)

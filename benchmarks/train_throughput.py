@@ -134,7 +134,7 @@ def prepare(agent: str, mode: str, args: argparse.Namespace, device: str) -> tup
 def settings(model: BaseAlgorithm) -> str:
     """What NatureDQN chose on this device: fast mode's options with their reasons, exact mode's layout."""
     from sb3_dqn_atari import NatureDQN
-    from sb3_dqn_atari.hardware import describe_fast_options
+    from sb3_dqn_atari.agent.hardware import describe_fast_options
 
     if not isinstance(model, NatureDQN):
         return ""
@@ -248,7 +248,7 @@ def measure(workers: list[Worker], steps: int, rounds: int) -> None:
 def host_description(device: str) -> str:
     """CPU model, cores, the instruction sets oneDNN and ATen use (with any cap set in the environment: an
     emulation of an older CPU) and the native bf16 (what ``mode="fast"`` gains from)."""
-    from sb3_dqn_atari.hardware import detect
+    from sb3_dqn_atari.agent.hardware import detect
 
     caps = ", ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k))
     emulated = f"; instruction sets capped by {caps}" if caps else ""

@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    from sb3_dqn_atari.hardware import detect
+    from sb3_dqn_atari.agent.hardware import detect
 
     caps = ", ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if os.environ.get(k)) or "none"
     print(f"host: {detect('cpu').describe()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads")

@@ -77,8 +77,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from sb3_dqn_atari.errors import UserError
-from sb3_dqn_atari.memory import ReplayMemoryError
+from sb3_dqn_atari.agent.memory import ReplayMemoryError
+from sb3_dqn_atari.common.errors import UserError
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -946,12 +946,12 @@ def _without_resume(argv: list[str]) -> list[str]:
 
 def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_remote_code: bool) -> None:
     """What ``--resume`` reads as plain files, checked before anything is unpickled: the run folder around the
-    checkpoint (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
+    checkpoint (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
     checkpoint's ``model.zip`` (member sizes: SB3 reads them whole), and the command line it records when that is
-    reused (:func:`sb3_dqn_atari.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
-    from sb3_dqn_atari.bounded_zip import check_zip
-    from sb3_dqn_atari.trust import check_zoo_argv
-    from sb3_dqn_atari.vetting import vet_run_folder
+    reused (:func:`sb3_dqn_atari.common.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
+    from sb3_dqn_atari.common.bounded_zip import check_zip
+    from sb3_dqn_atari.common.trust import check_zoo_argv
+    from sb3_dqn_atari.common.vetting import vet_run_folder
 
     if checkpoint.path.parent.name == "checkpoints":
         vet_run_folder(checkpoint.path.parent.parent, trust_remote_code)

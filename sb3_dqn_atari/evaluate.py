@@ -32,7 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from sb3_dqn_atari.env_ids import current_env_id
+from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.common.env_ids import current_env_id
+from sb3_dqn_atari.common.errors import UserError, run_cli
+from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes
 from sb3_dqn_atari.evaluation import (
     EVAL_EPISODES,
     EVAL_EPSILON,
@@ -44,9 +47,6 @@ from sb3_dqn_atari.evaluation import (
     make_eval_env,
     protocol_settings,
 )
-from sb3_dqn_atari.files import Mp4Writer, atomic_write_bytes
-from sb3_dqn_atari.loading import UserError, exit_on_user_error
-from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
 
 #: The emulator runs at 60 Hz; the video shows every frame in real time.
 VIDEO_FPS = 60
@@ -68,9 +68,9 @@ class Agent:
 
 def _load_onnx(path: Path) -> Agent:
     try:
-        from sb3_dqn_atari.runtime import NATURE_WRAPPER, OnnxAgent, PlayerError
+        from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, OnnxAgent, PlayerError
     except ImportError as exc:  # the runtime needs onnxruntime
-        raise UserError(f"evaluating an .onnx model needs sb3_dqn_atari.runtime and onnxruntime ({exc})") from exc
+        raise UserError(f"evaluating an .onnx model needs sb3_dqn_atari.onnx.runtime and onnxruntime ({exc})") from exc
     try:
         agent = OnnxAgent(path)  # checks the file first: no external data, no custom operator domain
         agent.metadata.preprocessing.check_supported()
@@ -325,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return exit_on_user_error(lambda: run(args))
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Machado et al. recommend the full action set; an agent can only be evaluated wit
 trained with, so the full set (18 actions) is used exactly when the model has 18 outputs.
 
 Both protocols build the env from the given id with the protocol's settings *forced*
-(``frameskip=1`` plus our :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`, and the protocol's
+(``frameskip=1`` plus our :class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper`, and the protocol's
 ``repeat_action_probability``), so ``BreakoutNoFrameskip-v4`` and ``ALE/Breakout-v5`` name the same game and
 the protocol alone decides the semantics. Every number records the protocol it came from.
 
@@ -40,10 +40,10 @@ from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from sb3_dqn_atari.files import atomic_write_bytes
-from sb3_dqn_atari.loading import UserError
-from sb3_dqn_atari.preprocessing import FRAME_SIZE
-from sb3_dqn_atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX, NatureAtariWrapper
+from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE
+from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX, NatureAtariWrapper
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import atomic_write_bytes
 
 #: Methods, "Evaluation procedure": ε-greedy with ε = 0.05.
 EVAL_EPSILON = 0.05

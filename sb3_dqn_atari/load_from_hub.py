@@ -24,23 +24,23 @@ downloaded into a temporary folder next to the destination and moved into place 
 there; a repo that fails leaves nothing on disk (not even an empty ``logs/``):
 
 * repo file names: a name with ``..``, an absolute path, a backslash or a drive letter refuses the repo
-  (:func:`sb3_dqn_atari.trust.check_relative_name`);
-* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: the safe YAML reader (:mod:`sb3_dqn_atari.safe_yaml`: no
+  (:func:`sb3_dqn_atari.common.trust.check_relative_name`);
+* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: the safe YAML reader (:mod:`sb3_dqn_atari.common.safe_yaml`: no
   Python tag but rl-zoo3's ``OrderedDict``) and the allow-list of what rl-zoo3 imports or evaluates when the
-  folder is used (:mod:`sb3_dqn_atari.trust`); ``vec_normalize.pkl``: its pickle may name only plain data
-  (:mod:`sb3_dqn_atari.pickle_check`), since ``rl_zoo3.enjoy`` unpickles it;
-* the model zip: no member declares more than :data:`~sb3_dqn_atari.bounded_zip.MAX_MEMBER_BYTES`, its JSON names a
-  DQN-family class; ``train_eval_metrics.zip``: the same bound, member names as above; ``*.onnx``: no external
+  folder is used (:mod:`sb3_dqn_atari.common.trust`); ``vec_normalize.pkl``: its pickle may name only plain data
+  (:mod:`sb3_dqn_atari.common.pickle_check`), since ``rl_zoo3.enjoy`` unpickles it;
+* the model zip: no member declares more than :data:`~sb3_dqn_atari.common.bounded_zip.MAX_MEMBER_BYTES`, its JSON
+  names a DQN-family class; ``train_eval_metrics.zip``: the same bound, member names as above; ``*.onnx``: no external
   data, no custom operator domain; the env id (from ``args.yml``, ``results.json`` or the zip's name) imports
   nothing outside the allow-list; then the files of the folder as it will be placed, extracted metrics included
-  (:func:`sb3_dqn_atari.vetting.check_folder_files`).
+  (:func:`sb3_dqn_atari.common.vetting.check_folder_files`).
 
 ``--trust-remote-code`` is the only way past the YAML, allow-list and pickle checks (files named unsafely are then
 skipped, never written; size bounds and ONNX checks stay). The zip is placed byte for byte; our commands never
 unpickle it, but ``rl_zoo3.enjoy`` loads it with SB3's own loader, which does: when the zip's pickles hold more
 than plain data (SB3 1.x zips hold pickled functions), a warning says so.
 
-A retired env id (``LunarLander-v2``) is mapped to its successor, with one note (:mod:`sb3_dqn_atari.env_ids`),
+A retired env id (``LunarLander-v2``) is mapped to its successor, with one note (:mod:`sb3_dqn_atari.common.env_ids`),
 and the run lands under the new id.
 
 The Hub is ``HF_ENDPOINT`` (default https://huggingface.co); the token, optional for public repos, comes from
@@ -71,12 +71,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from sb3_dqn_atari.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
-from sb3_dqn_atari.env_ids import current_env_id
-from sb3_dqn_atari.files import make_parents, remove_empty
+from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
+from sb3_dqn_atari.common.env_ids import current_env_id
+from sb3_dqn_atari.common.files import make_parents, remove_empty
+from sb3_dqn_atari.common.safe_yaml import plain_data
+from sb3_dqn_atari.common.trust import UntrustedError, check_env_id, check_relative_name
 from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, read_zip_data
-from sb3_dqn_atari.safe_yaml import plain_data
-from sb3_dqn_atari.trust import UntrustedError, check_env_id, check_relative_name
 
 T = TypeVar("T")
 
@@ -346,8 +346,8 @@ def _env_from_files(
     files: dict[str, Path], zip_name: str, source: str, trust_remote_code: bool = False
 ) -> str | None:
     """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name; an id
-    read from a file is checked (:func:`sb3_dqn_atari.trust.check_env_id`) unless ``trust_remote_code``."""
-    from sb3_dqn_atari.vetting import read_zoo_file
+    read from a file is checked (:func:`sb3_dqn_atari.common.trust.check_env_id`) unless ``trust_remote_code``."""
+    from sb3_dqn_atari.common.vetting import read_zoo_file
 
     found: str | None = None
     where = ""
@@ -381,7 +381,7 @@ def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None
     import base64
     import binascii
 
-    from sb3_dqn_atari.pickle_check import UnsafePickleError, check_pickle
+    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 
     flagged = []
     for key, value in data.items():
@@ -506,8 +506,8 @@ def vet_download(
     max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> type:
     """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
-    from sb3_dqn_atari.onnx_check import read_checked_onnx
-    from sb3_dqn_atari.vetting import check_pickle_file, read_zoo_file
+    from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+    from sb3_dqn_atari.common.vetting import check_pickle_file, read_zoo_file
 
     label = f"{repo_id}/{zip_name}"
     try:
@@ -560,7 +560,7 @@ def download_from_hub(
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id
 
-    from sb3_dqn_atari.vetting import check_folder_files
+    from sb3_dqn_atari.common.vetting import check_folder_files
 
     if exp_id < 0:
         raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
@@ -618,7 +618,7 @@ def download_from_hub(
                 if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
                     env_kwargs = None
                     if "env_kwargs.yml" in local:
-                        from sb3_dqn_atari.vetting import read_zoo_file
+                        from sb3_dqn_atari.common.vetting import read_zoo_file
 
                         source = f"{repo_id}/env_kwargs.yml"
                         env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
@@ -699,8 +699,8 @@ def run(args: argparse.Namespace) -> Download:
     if args.onnx:
         import torch
 
-        from sb3_dqn_atari.export import export_onnx
         from sb3_dqn_atari.loading import load_agent
+        from sb3_dqn_atari.onnx.export import export_onnx
 
         torch.set_num_threads(1)
         model, source = load_agent(result.run_dir, device="cpu", trust_remote_code=args.trust_remote_code)

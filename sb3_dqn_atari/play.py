@@ -5,7 +5,7 @@
     python -m sb3_dqn_atari.play exported_models/BreakoutNoFrameskip-v4-nature-dqn.onnx \\
         [--episodes N] [--seed S] [--epsilon E] [--max-frames F] [--video out.mp4] [--render]
 
-Imports only numpy, onnxruntime, gymnasium/ale-py (through :mod:`sb3_dqn_atari.runtime`) and, with
+Imports only numpy, onnxruntime, gymnasium/ale-py (through :mod:`sb3_dqn_atari.onnx.runtime`) and, with
 ``--video``, imageio-ffmpeg (not moviepy: it is not needed to stream frames into ffmpeg). Prints each
 episode's raw score and a summary. ``--epsilon 0.05 --max-frames 18000`` is the paper's evaluation policy and
 5-minute cap (Mnih et al. 2015, Methods); the defaults are greedy play and the same cap. ``--video`` writes the
@@ -13,7 +13,7 @@ raw screens (one per agent step, so the video runs at 60 / frame_skip = 15 fps, 
 ``--render`` opens the ALE's window.
 
 The file is checked before onnxruntime sees it (no external data, no custom operator domain, an env id that
-imports nothing outside the allow-list: :class:`sb3_dqn_atari.runtime.OnnxAgent`); a refused file ends in one
+imports nothing outside the allow-list: :class:`sb3_dqn_atari.onnx.runtime.OnnxAgent`); a refused file ends in one
 ``error:`` line and exit status 2.
 """
 
@@ -23,9 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.errors import UserError
-from sb3_dqn_atari.files import Mp4Writer
-from sb3_dqn_atari.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import Mp4Writer
+from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
 DEFAULT_MAX_FRAMES = 18_000
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run(args)
-    except UserError as exc:  # PlayerError, and the ONNX file checks (sb3_dqn_atari.onnx_check)
+    except UserError as exc:  # PlayerError, and the ONNX file checks (sb3_dqn_atari.common.onnx_check)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a fol
 
 * **training score** from the Monitor files (``*.monitor.csv``): the raw game score of every training game.
   ``make_vec_env`` puts the Monitor directly on the ALE env, *under* our
-  :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`, so it sees unclipped rewards and whole games (a life
+  :class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper`, so it sees unclipped rewards and whole games (a life
   loss is terminal for the learner only). Its episode lengths count emulator frames there (one raw
   frame per step of a ``NoFrameskip`` env), which is how the x positions are computed; smoothed over
   ``--window`` games.
@@ -24,7 +24,7 @@ action repeat) on the top axis. Evaluation points are placed at exact agent step
 in emulator frames, and shown at frames / 4 agent steps: the no-op frames after every life loss and the
 action repeats cut short by a life loss make that a slight over-estimate (a few percent).
 
-Each run folder is checked before it is read (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's YAML files,
+Each run folder is checked before it is read (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's YAML files,
 the Monitor headers' env ids, zip and ``.npz`` member sizes, ONNX files); ``--trust-remote-code`` skips the
 YAML and allow-list checks.
 
@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sb3_dqn_atari.loading import UserError, exit_on_user_error
-from sb3_dqn_atari.wrappers import ACTION_REPEAT
+from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
+from sb3_dqn_atari.common.errors import UserError, run_cli
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -163,9 +163,9 @@ def _env_from_folder(run_dir: Path) -> str | None:
 
 def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
     """The curves of one run folder (see the module docstring for what each file means), after the folder's
-    files are checked (:func:`sb3_dqn_atari.vetting.vet_run_folder`: a pulled or downloaded run folder is a
+    files are checked (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: a pulled or downloaded run folder is a
     stranger's files; ``trust_remote_code`` skips the YAML and allow-list checks, not the zip bounds)."""
-    from sb3_dqn_atari.vetting import vet_run_folder
+    from sb3_dqn_atari.common.vetting import vet_run_folder
 
     path = Path(run_dir)
     vet_run_folder(path, trust_remote_code)
@@ -358,7 +358,7 @@ def plot_runs(
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=dpi)
-        from sb3_dqn_atari.files import set_default_permissions
+        from sb3_dqn_atari.common.files import set_default_permissions
 
         set_default_permissions(tmp)
         os.replace(tmp, output)
@@ -405,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return exit_on_user_error(lambda: run(args))
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ errors) are retried with exponential backoff (``--retries``, ``--retry-wait``). 
 ``error: ...`` line and exit code 2; the folder is built in a temporary directory (``--dry-run DIR``: moved to
 ``DIR`` only when complete).
 
-The run folder is checked before anything in it is used (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's
+The run folder is checked before anything in it is used (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's
 YAML files with the safe reader and the allow-list, zip member sizes, ONNX files), and the zip is loaded without
 unpickling (:mod:`sb3_dqn_atari.loading`), unless ``--trust-remote-code`` is given.
 """
@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sb3_dqn_atari.common.safe_yaml import plain_data
 from sb3_dqn_atari.load_from_hub import (
     RetryPolicy,
     algo_name,
@@ -73,12 +74,11 @@ from sb3_dqn_atari.load_from_hub import (
     with_retries,
 )
 from sb3_dqn_atari.loading import ModelSource, UserError, algorithm_class, read_zip_data, resolve_model
-from sb3_dqn_atari.safe_yaml import plain_data
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-    from sb3_dqn_atari.export import ExportReport
+    from sb3_dqn_atari.onnx.export import ExportReport
 
 #: huggingface_sb3 / rl-zoo3 default number of evaluation episodes (the paper used 30: pass --episodes 30).
 DEFAULT_EPISODES = 10
@@ -210,10 +210,10 @@ def evaluate_atari(
     first episode's raw screens."""
     import numpy as np
 
+    from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+    from sb3_dqn_atari.common.files import Mp4Writer
     from sb3_dqn_atari.evaluate import VIDEO_FPS, results_json
     from sb3_dqn_atari.evaluation import EVAL_EPSILON, evaluate_policy_protocol, make_eval_env
-    from sb3_dqn_atari.files import Mp4Writer
-    from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
 
     epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
     env = make_eval_env(
@@ -274,7 +274,7 @@ def evaluate_other(
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
 
-    from sb3_dqn_atari.files import Mp4Writer
+    from sb3_dqn_atari.common.files import Mp4Writer
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering; SDL complains without a display
 
@@ -558,7 +558,7 @@ def write_model_card(
 
 def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, Any]:
     """rl-zoo3 ``config.yml`` entries for a bare zip, from what the export found (preprocessing, frame stack)."""
-    from sb3_dqn_atari.runtime import NATURE_WRAPPER, PreprocessingSpec
+    from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, PreprocessingSpec
 
     policy = type(model.policy).__name__
     config: dict[str, Any] = {"policy": "MlpPolicy" if policy in ("DQNPolicy", "QRDQNPolicy") else policy}
@@ -584,7 +584,7 @@ def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, A
 def _env_kwargs(config_dir: Path | None, trust_remote_code: bool = False) -> dict[str, Any]:
     if config_dir is None or not (config_dir / "args.yml").is_file():
         return {}
-    from sb3_dqn_atari.vetting import read_zoo_file
+    from sb3_dqn_atari.common.vetting import read_zoo_file
 
     env_kwargs = read_zoo_file(config_dir / "args.yml", trust_remote_code).get("env_kwargs") or {}
     if not isinstance(env_kwargs, dict):
@@ -602,7 +602,7 @@ def build_repo_folder(
     options: PushOptions,
 ) -> RepoFolder:
     """Write every file of the repo into the (empty) ``folder``; see the module docstring."""
-    from sb3_dqn_atari.export import export_onnx
+    from sb3_dqn_atari.onnx.export import export_onnx
 
     name = model_name(algo, env_id)
     model_file, onnx_file = f"{name}.zip", f"{name}.onnx"
@@ -770,7 +770,7 @@ def run(args: argparse.Namespace) -> RepoFolder:
     source = locate_model(
         args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
     )
-    env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.env_ids)
+    env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.common.env_ids)
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     upload = args.dry_run is None

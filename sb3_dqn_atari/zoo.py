@@ -29,9 +29,9 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_dqn_atari.dqn import NatureDQN
+from sb3_dqn_atari.agent.dqn import NatureDQN
+from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 from sb3_dqn_atari.evaluation import NatureEvalCallback
-from sb3_dqn_atari.wrappers import NatureAtariWrapper
 
 __all__ = ["NatureAtariWrapper", "NatureDQN", "PaperProtocolEvalCallback", "register"]
 

@@ -16,9 +16,9 @@ from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
 from sb3_dqn_atari import DuelingCnnPolicy, DuelingMlpPolicy, NatureDQN
-from sb3_dqn_atari.dueling import DuelingQNetwork
-from sb3_dqn_atari.networks import NatureTorso
-from sb3_dqn_atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.agent.dueling import DuelingQNetwork
+from sb3_dqn_atari.agent.networks import NatureTorso
+from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 from tests.fake_envs import RandomWalkEnv
 
 BREAKOUT = "BreakoutNoFrameskip-v4"
@@ -144,7 +144,7 @@ def test_dueling_agent_exports_q_values_and_loads_without_unpickling(dueling_mod
     V + A − mean(A) of the PyTorch heads, checked by hand here as well as by the export's own verification."""
     from sb3_dqn_atari.export import main as export_main
     from sb3_dqn_atari.loading import load_safely
-    from sb3_dqn_atari.runtime import OnnxAgent
+    from sb3_dqn_atari.onnx.runtime import OnnxAgent
 
     zip_path = tmp_path / "dueling.zip"
     dueling_model.save(zip_path)

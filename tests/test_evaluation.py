@@ -186,7 +186,7 @@ def test_frame_stack_matches_rl_zoo3_vecframestack() -> None:
     """The eval env's observations equal rl-zoo3's ``frame_stack: 4`` pipeline (VecFrameStack + VecTransposeImage)."""
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-    from sb3_dqn_atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
     ours = make_eval_env(BREAKOUT, seed=4)
     zoo = VecTransposeImage(
@@ -469,7 +469,7 @@ def test_nature_eval_callback_from_an_rl_zoo3_yml_entry(tmp_path: Path) -> None:
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.vec_env import VecFrameStack
 
-    from sb3_dqn_atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
     # exactly what rl-zoo3 does with `callback:` in a hyperparameter file and with `env_wrapper`/`frame_stack`
     [callback] = get_callback_list(
@@ -520,7 +520,7 @@ def _monitor_run(folder: Path, games: int, seed: int) -> list[tuple[float, int]]
     returns each game's raw score summed over its lives and its emulator frames, counted at the bottom."""
     from stable_baselines3.common.monitor import Monitor
 
-    from sb3_dqn_atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
     folder.mkdir(parents=True)
     recorders: list[RawRecorder] = []

@@ -22,20 +22,12 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
 from sb3_dqn_atari import NatureDQN
-from sb3_dqn_atari.export import (
-    VerificationError,
-    collect_observations,
-    export_onnx,
-    make_model_env,
-    save_verified,
-    verify_onnx,
-)
-from sb3_dqn_atari.export import (
-    main as export_main,
-)
+from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.export import main as export_main
+from sb3_dqn_atari.onnx.export import export_onnx, make_model_env
+from sb3_dqn_atari.onnx.runtime import AtariPlayEnv, OnnxAgent, PlayerError, PreprocessingSpec
+from sb3_dqn_atari.onnx.verify import VerificationError, collect_observations, save_verified, verify_onnx
 from sb3_dqn_atari.play import main as play_main
-from sb3_dqn_atari.runtime import AtariPlayEnv, OnnxAgent, PlayerError, PreprocessingSpec
-from sb3_dqn_atari.wrappers import NatureAtariWrapper
 
 ROOT = Path(__file__).resolve().parents[1]
 BREAKOUT = "BreakoutNoFrameskip-v4"
@@ -275,7 +267,7 @@ def test_play_subprocess_never_imports_torch(exported: Any, tmp_path: Path) -> N
         for line in proc.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert {"onnxruntime", "ale_py", "numpy", "sb3_dqn_atari.runtime", "imageio_ffmpeg"} <= imported  # parsed right
+    assert {"onnxruntime", "ale_py", "numpy", "sb3_dqn_atari.onnx.runtime", "imageio_ffmpeg"} <= imported  # parsed
     top_level = {name.split(".")[0] for name in imported}
     assert "torch" not in top_level and "stable_baselines3" not in top_level
     assert "episode 1: score" in proc.stdout and "episode 2: score" in proc.stdout

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto
 
-from sb3_dqn_atari.errors import UserError
+from sb3_dqn_atari.common.errors import UserError
 from tests.conftest import ROOT
 from tests.zoo_runs import CARTPOLE, cartpole_run
 
@@ -58,7 +58,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A small DQN's zip and ONNX export, and rl-zoo3's own yml files."""
     from stable_baselines3 import DQN
 
-    from sb3_dqn_atari.export import export_onnx
+    from sb3_dqn_atari.onnx.export import export_onnx
 
     folder = tmp_path_factory.mktemp("fuzz_bases")
     model = DQN("MlpPolicy", CARTPOLE, policy_kwargs={"net_arch": [16]}, buffer_size=100, device="cpu", seed=0)
@@ -244,7 +244,7 @@ def test_mutated_onnx_files_load_or_raise_user_error(
     bases: dict[str, Any], tmp_path: Path, data: st.DataObject
 ) -> None:
     """OnnxAgent and the env it rebuilds from the metadata (which plays a step): loads, or PlayerError."""
-    from sb3_dqn_atari.runtime import OnnxAgent
+    from sb3_dqn_atari.onnx.runtime import OnnxAgent
 
     path = tmp_path / "model.onnx"
     path.write_bytes(data.draw(mutated_onnx(bases)))

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from sb3_dqn_atari.hardware import (
+from sb3_dqn_atari.agent.hardware import (
     AMX_BF16,
     AVX2,
     AVX512,

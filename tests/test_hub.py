@@ -482,7 +482,7 @@ def test_planted_pickle_never_runs(tmp_path: Path) -> None:
 def test_sb3_1x_acrobot_fixture(tmp_path: Path) -> None:
     """A real SB3 1.0 zip with pickled ``gym`` spaces: loads without gym (one warning), plays Acrobot-v1 well,
     exports to ONNX with 100% action agreement, and the trusted loader gives the same agent."""
-    from sb3_dqn_atari.export import export_onnx
+    from sb3_dqn_atari.onnx.export import export_onnx
 
     with pytest.warns(OldZipWarning, match="gym spaces"):
         model, _ = load_agent(ACROBOT_FIXTURE, device="cpu")

@@ -25,7 +25,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_dqn_atari import DuelingCnnPolicy, DuelingMlpPolicy, NatureDQN, PrioritizedFrameReplayBuffer
-from sb3_dqn_atari.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 
 #: CartPole's termination bounds (x, θ) and typical speeds, mapped to [0, 255]
 SCALE = np.array([2.4, 3.0, 0.21, 3.5])

@@ -14,10 +14,10 @@ import yaml
 from rl_zoo3.utils import get_class_by_name
 
 from sb3_dqn_atari import DeepMindRMSprop, DuelingCnnPolicy, NatureDQN, PrioritizedFrameReplayBuffer
-from sb3_dqn_atari.dueling import DuelingQNetwork
-from sb3_dqn_atari.policies import CnnPolicy, SharedBiasLinear
-from sb3_dqn_atari.replay import FrameReplayBuffer
-from sb3_dqn_atari.variants import describe
+from sb3_dqn_atari.agent.dueling import DuelingQNetwork
+from sb3_dqn_atari.agent.policies import CnnPolicy, SharedBiasLinear
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.variants import describe
 from tests.conftest import ROOT
 
 FILES = ["ddqn.yml", "dueling.yml", "prioritized.yml", "dqn_improved.yml"]

@@ -9,7 +9,7 @@ from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_dqn_atari import NatureDQN
-from sb3_dqn_atari.layout import channels_last_frames, convert_observations
+from sb3_dqn_atari.agent.layout import channels_last_frames, convert_observations
 from tests.fake_envs import RandomWalkEnv
 
 

@@ -16,8 +16,8 @@ from gymnasium import spaces
 from stable_baselines3 import DQN
 
 from sb3_dqn_atari import NatureDQN
-from sb3_dqn_atari.dqn import FAST_OPTIONS
-from sb3_dqn_atari.hardware import channels_last_pays
+from sb3_dqn_atari.agent.dqn import FAST_OPTIONS
+from sb3_dqn_atari.agent.hardware import channels_last_pays
 from tests.conftest import ROOT
 from tests.fake_envs import RandomWalkEnv
 

@@ -29,7 +29,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
 from sb3_dqn_atari import NatureDQN
-from sb3_dqn_atari.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 from tests.test_replay import HEIGHT, WIDTH, NaiveReplay, Stream, play, streams
 
 
@@ -248,7 +248,7 @@ def test_real_breakout_life_losses_and_truncations_collected_by_sb3() -> None:
     """NatureAtariWrapper (a lost life is a terminal, the game goes on) truncated at 360 frames, 2 envs, SB3's
     collect_rollouts with random actions; the ring wraps. Rewards are clipped to {-1, 0, 1}: gamma = 0.9 makes
     every window's return distinct enough to catch a misplaced step."""
-    from sb3_dqn_atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
     def make() -> gym.Env:
         return NatureAtariWrapper(gym.make("BreakoutNoFrameskip-v4"), max_episode_frames=360)

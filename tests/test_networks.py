@@ -11,7 +11,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import NatureCNN
 
 from sb3_dqn_atari import NatureDQN, NipsCNN
-from sb3_dqn_atari.policies import CnnPolicy, NipsCnnPolicy
+from sb3_dqn_atari.agent.policies import CnnPolicy, NipsCnnPolicy
 
 OBS = spaces.Box(0, 255, (4, 84, 84), np.uint8)
 ACTIONS = spaces.Discrete(4)

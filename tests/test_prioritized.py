@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sb3_dqn_atari import memory
-from sb3_dqn_atari.prioritized import PrioritizedFrameReplayBuffer
-from sb3_dqn_atari.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.prioritized import PrioritizedFrameReplayBuffer
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 from tests.test_n_step import History, newest_add, reference
 from tests.test_replay import HEIGHT, WIDTH, Stream, play, streams
 

@@ -32,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTran
 
 import sb3_dqn_atari
 from sb3_dqn_atari import replay
-from sb3_dqn_atari.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 
 CONTINUE, TERMINAL, TRUNCATED = 0, 1, 2
 RANDOM, ZERO, REPEAT = 0, 1, 2
@@ -403,7 +403,7 @@ def test_real_breakout_frames_make_atari_env() -> None:
 
 def test_real_breakout_frames_nature_atari_wrapper() -> None:
     """The project's NatureAtariWrapper (life loss terminal, no-op starts), truncated at 240 frames."""
-    from sb3_dqn_atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
     def make() -> gym.Env:
         return NatureAtariWrapper(gym.make("BreakoutNoFrameskip-v4"), max_episode_frames=240)
@@ -533,7 +533,7 @@ def test_one_million_atari_transitions_are_allocated_lazily() -> None:
         """
         import numpy as np, psutil
         from gymnasium import spaces
-        from sb3_dqn_atari.replay import FrameReplayBuffer
+        from sb3_dqn_atari.agent.replay import FrameReplayBuffer
         before = psutil.Process().memory_info().rss
         space = spaces.Box(0, 255, (4, 84, 84), np.uint8)
         buffer = FrameReplayBuffer(1_000_000, space, spaces.Discrete(4), device="cpu")

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from sb3_dqn_atari.sum_tree import SumTree
+from sb3_dqn_atari.agent.sum_tree import SumTree
 
 
 def _search(values: list[float], target: float) -> int:

@@ -30,9 +30,9 @@ import yaml
 from onnx import TensorProto, helper
 
 from sb3_dqn_atari import bounded_zip, env_ids, safe_yaml, trust
-from sb3_dqn_atari.errors import UserError
-from sb3_dqn_atari.onnx_check import UnsafeOnnxError, check_onnx_bytes
-from sb3_dqn_atari.pickle_check import UnsafePickleError, check_pickle
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.onnx_check import UnsafeOnnxError, check_onnx_bytes
+from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 from tests.conftest import ROOT, SHARED
 from tests.zoo_runs import CARTPOLE, cartpole_run
 
@@ -497,7 +497,7 @@ def test_onnxruntime_would_open_the_external_file_the_runtime_never_does(tmp_pat
     before onnxruntime sees it."""
     import onnxruntime as ort
 
-    from sb3_dqn_atari.runtime import OnnxAgent, PlayerError
+    from sb3_dqn_atari.onnx.runtime import OnnxAgent, PlayerError
 
     model = _tiny_model()
     for prop, value in (("format", "sb3-dqn-atari/onnx/1"), ("env_id", "CartPole-v1")):

@@ -8,8 +8,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from sb3_dqn_atari.preprocessing import TRUNCATION_SLACK, nature_frame
-from sb3_dqn_atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.atari.preprocessing import TRUNCATION_SLACK, nature_frame
+from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 
 
 def _torch7_scale_1d(src: list[float], dst_len: int) -> list[float]:

@@ -20,11 +20,12 @@ import yaml
 from stable_baselines3 import DQN
 
 from sb3_dqn_atari import env_ids
-from sb3_dqn_atari.export import MEANINGFUL_BOUND, collect_observations, make_model_env, verification_bounds
 from sb3_dqn_atari.export import main as export_main
 from sb3_dqn_atari.load_from_hub import main as pull_main
 from sb3_dqn_atari.loading import load_agent, resolve_model
-from sb3_dqn_atari.runtime import NO_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.onnx.export import make_model_env
+from sb3_dqn_atari.onnx.runtime import NO_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.onnx.verify import MEANINGFUL_BOUND, collect_observations, verification_bounds
 from tests.hub_server import FakeHub
 from tests.zoo_runs import CARTPOLE, cartpole_run, copy_run, zoo_env
 

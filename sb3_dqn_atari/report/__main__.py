@@ -28,11 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sb3_dqn_atari.loading import exit_on_user_error
+    from sb3_dqn_atari.common.errors import run_cli
     from sb3_dqn_atari.report.build import Settings, report_command
 
     settings = Settings(reps=args.reps, curve_reps=args.curve_reps, seed=args.seed, label=args.label)
-    return exit_on_user_error(lambda: report_command(args.runs, args.output, settings))
+    return run_cli(lambda: report_command(args.runs, args.output, settings))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.evaluation import PAPER_SCORES, PaperScores
-from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.report.references import RL_ZOO_DQN, Reference
 from sb3_dqn_atari.report.runs import Run
 

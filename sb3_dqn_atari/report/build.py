@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.report import aggregate as agg
 from sb3_dqn_atari.report import plots
 from sb3_dqn_atari.report.runs import SOURCES, Run, find_runs

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.common.errors import UserError
 
 PAPER_FILE = "evaluations_nature.npz"
 ZOO_FILE = "evaluations.npz"
@@ -99,7 +99,7 @@ def _best_evaluations(folder: Path) -> _Evaluations | None:
 
 def _zoo_args(run: Path) -> dict[str, Any]:
     """rl-zoo3's ``args.yml`` of a run folder: in ``<run>/<env id>/`` (rl-zoo3) or in the run folder itself."""
-    from sb3_dqn_atari.safe_yaml import read_yaml_mapping
+    from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 
     candidates = [run / "args.yml", *sorted(run.glob("*/args.yml"))]
     for path in candidates:

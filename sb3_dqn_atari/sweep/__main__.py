@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sb3_dqn_atari.loading import exit_on_user_error
+    from sb3_dqn_atari.common.errors import run_cli
     from sb3_dqn_atari.sweep.engine import sweep_command
 
-    return exit_on_user_error(lambda: sweep_command(**vars(args)))
+    return run_cli(lambda: sweep_command(**vars(args)))
 
 
 if __name__ == "__main__":

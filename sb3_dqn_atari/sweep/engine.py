@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.sweep.spec import (
     SweepSpec,
     create_sweep,

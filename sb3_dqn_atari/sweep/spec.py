@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.loading import UserError
-from sb3_dqn_atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.common.errors import UserError
 
 SPEC_FILE = "sweep.json"
 CONF_FILE = "hyperparams.yml"
@@ -80,7 +80,7 @@ def read_section(conf: Path, env_id: str) -> dict[str, Any]:
     env, else ``default`` (``ExperimentManager.read_hyperparameters``'s lookup)."""
     from rl_zoo3.exp_manager import ExperimentManager
 
-    from sb3_dqn_atari.safe_yaml import read_yaml
+    from sb3_dqn_atari.common.safe_yaml import read_yaml
 
     if conf.suffix not in (".yml", ".yaml"):
         raise UserError(f"{conf}: a sweep takes a yml hyperparameter file (-conf hyperparams/dqn.yml)")

@@ -19,7 +19,7 @@ from typing import Any
 from ray import tune
 
 from sb3_dqn_atari.checkpoint import CheckpointError, read_checkpoint
-from sb3_dqn_atari.files import atomic_write_bytes
+from sb3_dqn_atari.common.files import atomic_write_bytes
 from sb3_dqn_atari.sweep.spec import (
     ATTEMPTS_FILE,
     STDERR_FILE,

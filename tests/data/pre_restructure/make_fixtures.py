@@ -1,6 +1,7 @@
 """Writes this folder's fixtures, tiny, with the code as it was before the package was layered (issue 13; commit
 23afbbe): an agent zip and its ONNX export (CartPole, a 16-unit MLP), and an exact checkpoint (the dot env of
-``tests/test_resume.py`` at 12 x 12, a 250-transition frame memory). ``tests/test_pre_restructure.py`` loads them with today's code.
+``tests/test_resume.py`` at 12 x 12, a 250-transition frame memory). ``tests/test_pre_restructure.py`` loads them with
+today's code.
 
     git worktree add /tmp/pre13 23afbbe && cd /tmp/pre13 && \
         python tests/data/pre_restructure/make_fixtures.py OUT_DIR

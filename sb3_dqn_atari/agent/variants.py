@@ -19,8 +19,8 @@ NATURE = ("Nature DQN", "Mnih et al. 2015, Human-level control through deep rein
 def describe(model: Any) -> tuple[str, list[str]]:
     """``(variant, papers)``, e.g. ``("Nature DQN + Double DQN + dueling network", [...])``; ``("Nature DQN", [Mnih
     et al. 2015])`` for an agent with no improvement switched on."""
-    from sb3_dqn_atari.dueling import DuelingQNetwork
-    from sb3_dqn_atari.prioritized import PrioritizedFrameReplayBuffer
+    from sb3_dqn_atari.agent.dueling import DuelingQNetwork
+    from sb3_dqn_atari.agent.prioritized import PrioritizedFrameReplayBuffer
 
     parts = [NATURE]
     if getattr(model, "double_q", False):

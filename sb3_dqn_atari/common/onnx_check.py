@@ -10,7 +10,7 @@ functions and training graphs.
 
 The check reads the protobuf wire format itself (varints and length-delimited fields, the field numbers of
 ``onnx.proto3``), so that the ONNX player needs neither torch nor the ``onnx`` package; unknown fields are
-skipped. The bytes that pass are the bytes given to onnxruntime (:class:`sb3_dqn_atari.runtime.OnnxAgent`
+skipped. The bytes that pass are the bytes given to onnxruntime (:class:`sb3_dqn_atari.onnx.runtime.OnnxAgent`
 builds its session from them, not from the path), so nothing is read twice.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sb3_dqn_atari.errors import UserError
+from sb3_dqn_atari.common.errors import UserError
 
 #: Operator domains a node may use: those every onnxruntime build runs without a custom-operator library (the
 #: ONNX standard operators, ``""`` = ``"ai.onnx"``, ONNX-ML, and onnxruntime's built-in contrib operators).

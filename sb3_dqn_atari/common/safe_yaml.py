@@ -9,7 +9,7 @@ command). :class:`ZooYamlLoader` is a ``yaml.SafeLoader`` that understands what 
   ``[key, value]`` pairs), read as a plain ``dict`` (insertion-ordered, as the ``OrderedDict`` was);
 * ``!!python/tuple`` (a tuple of plain values: rl-zoo3 writes one for ``-params train_freq:"(4, 'step')"``);
 * ``!!python/name:<class>`` (rl-zoo3 writes one for ``-params policy_kwargs:"dict(activation_fn=nn.Tanh)"``),
-  only for a class of an allowed package (:func:`sb3_dqn_atari.trust.check_class_name`); it is read as a
+  only for a class of an allowed package (:func:`sb3_dqn_atari.common.trust.check_class_name`); it is read as a
   :class:`DottedName` (the name as a string), never imported.
 
 Every other Python tag is refused with one line (:class:`UnsafeYamlError`), e.g. ``config.yml carries a Python
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from sb3_dqn_atari.errors import UserError, one_line
+from sb3_dqn_atari.common.errors import UserError, one_line
 
 #: Largest YAML file read (rl-zoo3's files are a few kB).
 MAX_YAML_BYTES = 4 << 20
@@ -104,7 +104,7 @@ def _construct_tuple(loader: ZooYamlLoader, node: yaml.Node) -> tuple[Any, ...]:
 
 
 def _construct_name(loader: ZooYamlLoader, suffix: str, node: yaml.Node) -> DottedName:
-    from sb3_dqn_atari.trust import UntrustedError, check_class_name
+    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
 
     if not isinstance(node, yaml.ScalarNode) or node.value:
         raise loader.refuse(node, "with a value")

@@ -13,8 +13,8 @@ stack (strings, the memo, marks) to see which global each ``STACK_GLOBAL`` names
   ``VecNormalize``, ``RunningMeanStd``, rl-zoo3's ``SimpleLinearSchedule``), whose ``__setstate__`` only
   stores values,
 * every other global it names is one of those, a numpy bit-generator class, an optimizer class the safe loader
-  knows (:data:`sb3_dqn_atari.loading.ALLOWED_KWARG_CLASSES`), or a class of an allowed package
-  (:func:`sb3_dqn_atari.trust.check_class_name`: a policy class, a replay buffer class); such a class may be
+  knows (:data:`ALLOWED_KWARG_CLASSES`), or a class of an allowed package
+  (:func:`sb3_dqn_atari.common.trust.check_class_name`: a policy class, a replay buffer class); such a class may be
   stored, never passed to a call (numpy's generator constructors call what they are given),
 
 and it uses no extension registry, persistent id, out-of-band buffer or protocol-0/1 instantiation. Pickled
@@ -27,7 +27,58 @@ from __future__ import annotations
 import pickletools
 from typing import Any
 
-from sb3_dqn_atari.errors import UserError
+from sb3_dqn_atari._legacy import old_name, with_old_names
+from sb3_dqn_atari.common.errors import UserError
+
+#: Policy classes a zip may name, by module: the algorithm each module belongs to and the class names allowed
+#: (this package's modules under their names before and after the layering, :mod:`sb3_dqn_atari._legacy`).
+_POLICIES: dict[str, tuple[str, frozenset[str]]] = {
+    "stable_baselines3.dqn.policies": (
+        "stable_baselines3.DQN",
+        frozenset({"DQNPolicy", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"}),
+    ),
+    "sb3_dqn_atari.agent.policies": (
+        "sb3_dqn_atari.agent.dqn.NatureDQN",
+        frozenset({"MlpPolicy", "CnnPolicy", "MultiInputPolicy", "NipsCnnPolicy"}),
+    ),
+    "sb3_dqn_atari.agent.dueling": ("sb3_dqn_atari.agent.dqn.NatureDQN", frozenset({"DuelingCnnPolicy",
+                                                                                   "DuelingMlpPolicy"})),
+    "sb3_contrib.qrdqn.policies": (
+        "sb3_contrib.QRDQN",
+        frozenset({"QRDQNPolicy", "MlpPolicy", "CnnPolicy", "MultiInputPolicy"}),
+    ),
+}
+ALLOWED_POLICIES = {**_POLICIES, **{old_name(m): v for m, v in _POLICIES.items()}}
+
+#: Classes ``policy_kwargs`` may name (dotted path as ``str(cls)`` prints it), by the keyword that takes them.
+_KWARG_CLASSES: dict[str, frozenset[str]] = {
+    "features_extractor_class": frozenset(
+        {
+            "stable_baselines3.common.torch_layers.NatureCNN",
+            "stable_baselines3.common.torch_layers.FlattenExtractor",
+            "stable_baselines3.common.torch_layers.CombinedExtractor",
+            "sb3_dqn_atari.agent.networks.NipsCNN",
+            "sb3_dqn_atari.agent.networks.NatureTorso",
+        }
+    ),
+    "activation_fn": frozenset(
+        f"torch.nn.modules.activation.{name}"
+        for name in ("ReLU", "Tanh", "ELU", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "SELU", "Softplus")
+    )
+    | {"torch.nn.modules.linear.Identity"},
+    "optimizer_class": frozenset(
+        {
+            "torch.optim.adam.Adam",
+            "torch.optim.adamw.AdamW",
+            "torch.optim.rmsprop.RMSprop",
+            "torch.optim.sgd.SGD",
+            "sb3_dqn_atari.agent.optim.DeepMindRMSprop",
+            "stable_baselines3.common.sb2_compat.rmsprop_tf_like.RMSpropTFLike",
+        }
+    ),
+}
+ALLOWED_KWARG_CLASSES = {key: with_old_names(names) for key, names in _KWARG_CLASSES.items()}
+
 
 CALLABLES: frozenset[tuple[str, str]] = frozenset(
     [(m, "_reconstruct") for m in ("numpy.core.multiarray", "numpy._core.multiarray")]
@@ -76,8 +127,7 @@ class UnsafePickleError(UserError):
 
 
 def _class_reference_ok(module: str, name: str) -> bool:
-    from sb3_dqn_atari.loading import ALLOWED_KWARG_CLASSES
-    from sb3_dqn_atari.trust import UntrustedError, check_class_name
+    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
 
     if f"{module}.{name}" in ALLOWED_KWARG_CLASSES["optimizer_class"]:
         return True

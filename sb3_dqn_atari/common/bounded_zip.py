@@ -15,7 +15,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from sb3_dqn_atari.errors import UserError, one_line
+from sb3_dqn_atari.common.errors import UserError, one_line
 
 #: Largest declared (uncompressed) size of a zip member that is read.
 MAX_MEMBER_BYTES = 2 << 30

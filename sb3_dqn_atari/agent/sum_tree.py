@@ -38,7 +38,7 @@ class SumTree:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the tree (counted by :func:`sb3_dqn_atari.memory.slot_nbytes`)."""
+        """Bytes of the tree (counted by :func:`sb3_dqn_atari.agent.memory.slot_nbytes`)."""
         return int(self.nodes.nbytes)
 
     def get(self, leaves: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The Nature DQN frame preprocessing, in numpy alone (no torch, no OpenCV).
 
-This module is shared by the training wrapper (:mod:`sb3_dqn_atari.wrappers`) and the PyTorch-free
+This module is shared by the training wrapper (:mod:`sb3_dqn_atari.atari.wrappers`) and the PyTorch-free
 ONNX runtime, so both produce the same bytes for the same raw frames.
 
 What DeepMind's code did to one agent-step's frame (``alewrap`` + ``dqn/Scale.lua`` +

@@ -11,16 +11,16 @@ replay memory size         1,000,000           ``buffer_size`` (:class:`FrameRep
 agent history length       4                   rl-zoo3 ``frame_stack: 4``
 target network update      10,000 agent steps  ``target_update_interval`` (see below)
 discount factor            0.99                ``gamma``
-action repeat              4                   :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`
+action repeat              4                   :class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper`
 update frequency           4                   ``train_freq``, one ``gradient_steps`` each
 learning rate              0.00025             ``learning_rate``, constant
-gradient momentum          0.95                :class:`~sb3_dqn_atari.optim.DeepMindRMSprop` ``alpha``
+gradient momentum          0.95                :class:`~sb3_dqn_atari.agent.optim.DeepMindRMSprop` ``alpha``
 squared gradient momentum  0.95                same ``alpha`` (the Lua code uses one constant)
 min squared gradient       0.01                ``min_squared_gradient`` (see the loss scale below)
 initial / final ε          1.0 / 0.1           ``exploration_initial_eps`` / ``exploration_final_eps``
 final exploration frame    1,000,000           ``exploration_decay_steps``, counted from ``learning_starts``
 replay start size          50,000              ``learning_starts``
-no-op max                  30                  :class:`~sb3_dqn_atari.wrappers.NatureAtariWrapper`
+no-op max                  30                  :class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper`
 =========================  ==================  ===============================================
 
 What is overridden, and why (everything else is SB3's DQN, reused as is):
@@ -41,15 +41,15 @@ What is overridden, and why (everything else is SB3's DQN, reused as is):
   ``eps = min_squared_gradient / batch_size**2`` (dqn_zoo does the same: ``0.01 / 32**2``), and SB3's
   mean-loss update is kept (:meth:`NatureDQN._update`, SB3's ``train`` written out, see below).
   ``max_grad_norm`` defaults to infinity: no gradient clipping.
-* **Greedy ties** are broken at random (:mod:`sb3_dqn_atari.policies`).
-* **Acting before learning** (:class:`~sb3_dqn_atari.lua_order.LuaActingOrder`): at a step ``t`` with an
+* **Greedy ties** are broken at random (:mod:`sb3_dqn_atari.agent.policies`).
+* **Acting before learning** (:class:`~sb3_dqn_atari.agent.lua_order.LuaActingOrder`): at a step ``t`` with an
   update, the Lua code selects the action for ``t`` *before* that update (``NeuralQLearner:perceive``); SB3
   selects it after. We select it at the end of the rollout that the update follows, with the weights before
   the update, and play it at the next step; the update runs where SB3 runs it (``tests/test_lua_order.py``
   compares with a naive Lua loop).
 
 Modes (``mode=``): ``"exact"`` (default) is all of the above in float32. ``"fast"`` may change numerics, each
-change named, chosen for the device by what pays there (:func:`sb3_dqn_atari.hardware.choose_fast_options`;
+change named, chosen for the device by what pays there (:func:`sb3_dqn_atari.agent.hardware.choose_fast_options`;
 printed once when ``learn`` starts with ``verbose >= 1``, in :attr:`NatureDQN.fast_choices`) and switchable
 in ``fast_options`` (names in :data:`FAST_OPTIONS`):
 
@@ -69,7 +69,7 @@ Overhead removed in both modes (numerics unchanged):
   compute every gradient's norm and multiply every gradient by exactly 1.0 (~1 ms per update on the CPU).
   Identical updates while the gradients are finite (tests compare with SB3's ``train``); SB3 turns every
   gradient into NaN once one is infinite, which here stays in the affected parameters only;
-* ``keep_freed_memory`` (CPU): :func:`sb3_dqn_atari.allocator.keep_freed_memory`, process-wide.
+* ``keep_freed_memory`` (CPU): :func:`sb3_dqn_atari.agent.allocator.keep_freed_memory`, process-wide.
 
 The order of acting and learning is the Lua code's (above); the sequence of updates (when, on how many
 transitions, with which target) is SB3's, which is the Lua's too. Running the env step concurrently with the
@@ -81,12 +81,12 @@ source; ``hyperparams/ddqn.yml``, ``dueling.yml``, ``prioritized.yml``, ``dqn_im
 * **Double DQN** (van Hasselt, Guez & Silver, AAAI 2016), ``double_q=True``: the target is
   ``r + γ·Q_target(s', argmax_a Q_online(s', a))`` (eq. 4) instead of ``r + γ·max_a Q_target(s', a)``.
   The tuned variant's single shared output bias is ``policy_kwargs=dict(shared_bias=True)``.
-* **Dueling network** (Wang et al., ICML 2016): ``policy=DuelingCnnPolicy`` (:mod:`sb3_dqn_atari.dueling`).
+* **Dueling network** (Wang et al., ICML 2016): ``policy=DuelingCnnPolicy`` (:mod:`sb3_dqn_atari.agent.dueling`).
 * **Prioritized replay** (Schaul et al., ICLR 2016): ``replay_buffer_class=PrioritizedFrameReplayBuffer``
-  (:mod:`sb3_dqn_atari.prioritized`); the update then weights each transition's Huber loss by its importance
+  (:mod:`sb3_dqn_atari.agent.prioritized`); the update then weights each transition's Huber loss by its importance
   weight and gives the buffer that update's own TD errors as priorities.
 * **n-step returns** (as in Hessel et al. 2018): ``n_steps=n``, on the frames-once memory for images
-  (:class:`~sb3_dqn_atari.replay.FrameReplayBuffer` receives ``n_steps`` and ``gamma``), SB3's
+  (:class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer` receives ``n_steps`` and ``gamma``), SB3's
   ``NStepReplayBuffer`` otherwise; the target uses each sample's ``discounts = γ^m``.
 
 Because the priorities need the TD errors of the update itself, :meth:`train` runs its own update
@@ -113,7 +113,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from sb3_dqn_atari.hardware import (
+from sb3_dqn_atari.agent.hardware import (
     FAST_OPTION_NAMES,
     Capabilities,
     Choice,
@@ -122,16 +122,16 @@ from sb3_dqn_atari.hardware import (
     describe_fast_options,
     detect,
 )
-from sb3_dqn_atari.layout import convert_observations
-from sb3_dqn_atari.lua_order import LuaActingOrder
-from sb3_dqn_atari.optim import DeepMindRMSprop
-from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_dqn_atari.agent.layout import convert_observations
+from sb3_dqn_atari.agent.lua_order import LuaActingOrder
+from sb3_dqn_atari.agent.optim import DeepMindRMSprop
+from sb3_dqn_atari.agent.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 
 #: Extended Data Table 1, "min squared gradient" (for DeepMind's summed loss).
 MIN_SQUARED_GRADIENT = 0.01
 #: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
 RMSPROP_ALPHA = 0.95
-#: What ``mode="fast"`` may change, each chosen per device (:func:`sb3_dqn_atari.hardware.choose_fast_options`)
+#: What ``mode="fast"`` may change, each chosen per device (:func:`sb3_dqn_atari.agent.hardware.choose_fast_options`)
 #: and switchable through ``fast_options``.
 FAST_OPTIONS = FAST_OPTION_NAMES
 MODES = ("exact", "fast")
@@ -154,11 +154,11 @@ class NatureDQN(LuaActingOrder, DQN):
         ``{"bf16_autocast": False}``); the others are chosen for the device (:attr:`fast_choices`).
     :param channels_last: both networks in channels-last memory format (oneDNN's and cuDNN's preferred conv
         layout). The math stays float32 in either layout; only the summation order inside the conv kernels
-        differs. ``None``: where it is faster (:func:`sb3_dqn_atari.hardware.channels_last_pays`: CPUs with
+        differs. ``None``: where it is faster (:func:`sb3_dqn_atari.agent.hardware.channels_last_pays`: CPUs with
         AVX2 or newer, measured with ``benchmarks/train_throughput.py --mode exact,exact-nchw``; GPUs in fast
         mode with bf16). In fast mode ``fast_options["channels_last"]`` wins over it.
     :param keep_freed_memory: when ``learn`` starts, set glibc's allocator to keep freed memory for reuse
-        (:mod:`sb3_dqn_atari.allocator`; process-wide, numerics unchanged). ``None``: on when training on
+        (:mod:`sb3_dqn_atari.agent.allocator`; process-wide, numerics unchanged). ``None``: on when training on
         the CPU, where page faults on the train step's temporaries cost 15-30 % of it.
     :param double_q: Double DQN targets (van Hasselt et al. 2016): the online network selects the next
         action, the target network evaluates it.
@@ -260,7 +260,7 @@ class NatureDQN(LuaActingOrder, DQN):
             self._setup_model()
 
     def _setup_model(self) -> None:
-        from sb3_dqn_atari.replay import FrameReplayBuffer
+        from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 
         if (
             self.replay_buffer_class is None
@@ -299,7 +299,7 @@ class NatureDQN(LuaActingOrder, DQN):
 
     @property
     def capabilities(self) -> Capabilities:
-        """What the training device offers (:func:`sb3_dqn_atari.hardware.detect`)."""
+        """What the training device offers (:func:`sb3_dqn_atari.agent.hardware.detect`)."""
         return self._capabilities
 
     @property
@@ -333,9 +333,9 @@ class NatureDQN(LuaActingOrder, DQN):
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
         """SB3's, after checking that the replay memory this ``learn`` will fill fits in free memory
-        (:func:`sb3_dqn_atari.memory.check_replay_memory`: fails now, not when the ring fills)."""
-        from sb3_dqn_atari.allocator import keep_freed_memory
-        from sb3_dqn_atari.memory import check_replay_memory
+        (:func:`sb3_dqn_atari.agent.memory.check_replay_memory`: fails now, not when the ring fills)."""
+        from sb3_dqn_atari.agent.allocator import keep_freed_memory
+        from sb3_dqn_atari.agent.memory import check_replay_memory
 
         choice = getattr(self, "keep_freed_memory", None)
         if choice or (choice is None and self.device.type == "cpu"):

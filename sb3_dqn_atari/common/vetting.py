@@ -4,14 +4,15 @@ a pulled repo or a checkpoint holds and which check each one gets.
 =========================  ======================================================================================
 file                       check (``trust_remote_code`` skips only the first two kinds)
 =========================  ======================================================================================
-``<env>/args.yml``         :mod:`~sb3_dqn_atari.safe_yaml` (no Python tag but rl-zoo3's), then
-                           :func:`~sb3_dqn_atari.trust.check_zoo_args` (env id, ``gym_packages``, ``hyperparams``)
-``<env>/config.yml``       safe YAML, then :func:`~sb3_dqn_atari.trust.check_hyperparams` (what rl-zoo3 imports
+``<env>/args.yml``         :mod:`~sb3_dqn_atari.common.safe_yaml` (no Python tag but rl-zoo3's), then
+                           :func:`~sb3_dqn_atari.common.trust.check_zoo_args` (env id, ``gym_packages``,
+                           ``hyperparams``)
+``<env>/config.yml``       safe YAML, then :func:`~sb3_dqn_atari.common.trust.check_hyperparams` (what rl-zoo3 imports
                            or evaluates)
 ``<env>/env_kwargs.yml``   safe YAML
-``<env>/vecnormalize.pkl``  :func:`~sb3_dqn_atari.pickle_check.check_pickle` (``rl_zoo3.enjoy`` unpickles it)
-``*.zip``, ``*.npz``       :mod:`~sb3_dqn_atari.bounded_zip`: no member declares more than the bound
-``*.onnx``                 :mod:`~sb3_dqn_atari.onnx_check`: no external data, no custom operator domain
+``<env>/vecnormalize.pkl``  :func:`~sb3_dqn_atari.common.pickle_check.check_pickle` (``rl_zoo3.enjoy`` unpickles it)
+``*.zip``, ``*.npz``       :mod:`~sb3_dqn_atari.common.bounded_zip`: no member declares more than the bound
+``*.onnx``                 :mod:`~sb3_dqn_atari.common.onnx_check`: no external data, no custom operator domain
 ``*.monitor.csv``          the header's ``env_id`` (gymnasium imports the ``module:`` of ``module:Env-v0``)
 =========================  ======================================================================================
 
@@ -27,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.bounded_zip import MAX_MEMBER_BYTES, check_zip
-from sb3_dqn_atari.errors import UserError
-from sb3_dqn_atari.onnx_check import read_checked_onnx
-from sb3_dqn_atari.safe_yaml import read_yaml_mapping
-from sb3_dqn_atari.trust import check_env_id, check_hyperparams, check_zoo_args
+from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, check_zip
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
+from sb3_dqn_atari.common.trust import check_env_id, check_hyperparams, check_zoo_args
 
 #: rl-zoo3's files in a run's config folder ``<run>/<env>/``, and the check of each.
 ZOO_FILES: dict[str, Callable[[Any, str], None] | None] = {
@@ -61,7 +62,7 @@ def check_pickle_file(path: Path, trust_remote_code: bool = False, source: str |
     """A pickle that rl-zoo3 unpickles when the folder is used (``vecnormalize.pkl``)."""
     if trust_remote_code:
         return
-    from sb3_dqn_atari.pickle_check import UnsafePickleError, check_pickle
+    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 
     source = source or str(path)
     try:
@@ -132,7 +133,7 @@ def vet_run_folder(
     run_dir: str | Path, trust_remote_code: bool = False, max_member_bytes: int = MAX_MEMBER_BYTES
 ) -> list[ConfigFolder]:
     """Check every file of an rl-zoo3 run folder that a command or rl-zoo3 reads (the module docstring's
-    table); return its config folders as read. Raises a :class:`~sb3_dqn_atari.errors.UserError` subclass naming
+    table); return its config folders as read. Raises a :class:`~sb3_dqn_atari.common.errors.UserError` subclass naming
     the first file that fails."""
     run_dir = Path(run_dir)
     folders = [read_config_folder(folder, trust_remote_code) for folder in config_folders(run_dir)]

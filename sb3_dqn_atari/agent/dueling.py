@@ -5,7 +5,7 @@ Section 4.2 (Atari), and how each point is built here:
 =================================================  ==============================================================
 Wang et al. 2016                                   here
 =================================================  ==============================================================
-"the same low-level convolutional structure of     :class:`~sb3_dqn_atari.networks.NatureTorso` (the Nature
+"the same low-level convolutional structure of     :class:`~sb3_dqn_atari.agent.networks.NatureTorso` (the Nature
 DQN"                                               convolutions, 3136 features on 84x84)
 value and advantage streams, "both have a fully-   ``net_arch=[512]``: each stream ``Linear(3136, 512)`` → ReLU →
 connected layer with 512 units", outputs 1 and     ``Linear(512, 1)`` (value) / ``Linear(512, n_actions)``
@@ -26,7 +26,7 @@ value output 513, advantage output 513·n: 3,290,785 + 513·n in all (3,292,837 
 network has 1,684,128 + 513·n).
 
 ``DuelingMlpPolicy`` is the same head on SB3's ``FlattenExtractor`` (vector observations; each stream
-``net_arch``, default ``[64, 64]`` like SB3's ``MlpPolicy``). As the policies of :mod:`sb3_dqn_atari.policies`,
+``net_arch``, default ``[64, 64]`` like SB3's ``MlpPolicy``). As the policies of :mod:`sb3_dqn_atari.agent.policies`,
 the greedy action breaks ties at random.
 """
 
@@ -41,8 +41,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor, create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
 
-from sb3_dqn_atari.networks import NatureTorso
-from sb3_dqn_atari.policies import CnnPolicy, MlpPolicy, TieBreakQNetwork
+from sb3_dqn_atari.agent.networks import NatureTorso
+from sb3_dqn_atari.agent.policies import CnnPolicy, MlpPolicy, TieBreakQNetwork
 
 #: Wang et al. 2016, section 4.2: the gradient entering the last convolutional layer is rescaled by 1/√2
 GRADIENT_SCALE = 1 / math.sqrt(2)
@@ -124,7 +124,8 @@ class _DuelingMixin:
 class DuelingCnnPolicy(_DuelingMixin, CnnPolicy):
     """The dueling network of Wang et al. 2016 for images: Nature convolutions, two 512-unit streams.
 
-    ``NatureDQN("sb3_dqn_atari.dueling.DuelingCnnPolicy" ...)``; in a yml: ``policy: sb3_dqn_atari.DuelingCnnPolicy``.
+    ``NatureDQN("sb3_dqn_atari.agent.dueling.DuelingCnnPolicy" ...)``;
+    in a yml: ``policy: sb3_dqn_atari.DuelingCnnPolicy``.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

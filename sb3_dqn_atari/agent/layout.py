@@ -1,6 +1,6 @@
 """Stacked frames into the channels-last layout while they are still bytes (numerics unchanged).
 
-With channels-last convolutions (:class:`~sb3_dqn_atari.dqn.NatureDQN`'s ``channels_last``), the first conv
+With channels-last convolutions (:class:`~sb3_dqn_atari.agent.dqn.NatureDQN`'s ``channels_last``), the first conv
 converts its NCHW input to NHWC: in SB3's ``QNetwork`` that input is already ``obs.float() / 255``, so the
 permuted copy moves 4-byte floats, with ATen's generic strided copy. For a Nature update (two batches of
 32 x 4 x 84 x 84) that copy was the largest overhead left: 12-22 % of the update on an AVX2 CPU (oneDNN

@@ -31,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.atari_wrappers import ClipRewardEnv, MaxAndSkipEnv, NoopResetEnv
 
-from sb3_dqn_atari.preprocessing import FRAME_SIZE, nature_frame
+from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE, nature_frame
 
 #: Extended Data Table 1, "no-op max".
 NOOP_MAX = 30
@@ -84,7 +84,7 @@ class LifeLossTerminal(gym.Wrapper):
 
 class NatureFrame(gym.ObservationWrapper):
     """RGB ``(210, 160, 3)`` → luminance, torch7 area resize, byte: ``(84, 84, 1)`` uint8 (see
-    :func:`sb3_dqn_atari.preprocessing.nature_frame`). Channel-last like SB3's ``WarpFrame`` so that
+    :func:`sb3_dqn_atari.atari.preprocessing.nature_frame`). Channel-last like SB3's ``WarpFrame`` so that
     ``VecFrameStack`` and ``VecTransposeImage`` give the ``(4, 84, 84)`` input of the network."""
 
     def __init__(self, env: gym.Env, size: int = FRAME_SIZE) -> None:

@@ -1,6 +1,6 @@
 """Fail early when the replay memory a run will fill does not fit in free memory.
 
-The replay arrays (SB3's ``ReplayBuffer`` and :class:`~sb3_dqn_atari.replay.FrameReplayBuffer` alike) are
+The replay arrays (SB3's ``ReplayBuffer`` and :class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer` alike) are
 allocated with ``np.zeros``: the pages are mapped lazily and become resident as the ring fills, so a 1M
 buffer that does not fit is not noticed until the kernel kills the process, ~800,000 steps into the run.
 :func:`check_replay_memory` runs when ``learn`` starts (``NatureDQN._setup_learn``), before the first
@@ -10,7 +10,7 @@ available, and the ``buffer_size`` that would fit.
 Cost per transition is measured on the buffer itself: every array (numpy, or torch tensor on the CPU or
 a GPU) whose leading dimension is the ring size, i.e. 7,056 bytes of frame plus 36 bytes of bookkeeping
 for an 84×84 :class:`FrameReplayBuffer` slot, 56,448 + 24 for SB3's stacked ``ReplayBuffer``, plus the sum
-tree of :class:`~sb3_dqn_atari.prioritized.PrioritizedFrameReplayBuffer` (float64 nodes, twice the ring rounded
+tree of :class:`~sb3_dqn_atari.agent.prioritized.PrioritizedFrameReplayBuffer` (float64 nodes, twice the ring rounded
 up to a power of two: 16.8 bytes per transition at 1M), spread over the ring's slots. A headroom of
 ``HEADROOM`` (5%) is added for what grows beside the ring: the first states of episodes (FrameReplayBuffer's
 start store holds about one frame per episode, i.e. ~3% of the frames with Breakout's ~35-step lives) and
@@ -30,7 +30,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.buffers import BaseBuffer
 
-from sb3_dqn_atari.sum_tree import SumTree
+from sb3_dqn_atari.agent.sum_tree import SumTree
 
 #: extra fraction of the ring's bytes reserved for the start store and the allocator
 HEADROOM = 0.05

@@ -59,7 +59,7 @@ class NatureTorso(BaseFeaturesExtractor):
 
     Wang et al. 2016 ("Dueling Network Architectures for Deep Reinforcement Learning", section 4.2): "the same
     low-level convolutional structure of DQN", after which the dueling network splits into its value and
-    advantage streams (:class:`sb3_dqn_atari.dueling.DuelingQNetwork`).
+    advantage streams (:class:`sb3_dqn_atari.agent.dueling.DuelingQNetwork`).
 
     :param observation_space: channel-first image space (e.g. 4x84x84 uint8)
     :param normalized_image: whether the images are already in [0, 1] (SB3's flag)

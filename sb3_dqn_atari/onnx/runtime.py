@@ -14,7 +14,7 @@ frame for frame and byte for byte (``tests/test_export.py`` checks it on real AL
   ``np_random`` (Mnih et al. 2015, Methods; ``alewrap``'s ``nextRandomGame``);
 * action repeat: SB3 ``MaxAndSkipEnv``: the action is repeated ``frame_skip`` times, the observation is the
   per-pixel maximum of the last two raw RGB frames; its two-slot buffer persists across steps, as SB3's does;
-* frame: :func:`sb3_dqn_atari.preprocessing.nature_frame` (luminance, torch7 area "bilinear" 84×84, byte);
+* frame: :func:`sb3_dqn_atari.atari.preprocessing.nature_frame` (luminance, torch7 area "bilinear" 84×84, byte);
 * stack: SB3 ``VecFrameStack``: the newest frame last, zeros in place of frames from before the episode
   start (DeepMind's ``TransitionTable`` never mixes episodes either), channel-first.
 
@@ -26,9 +26,10 @@ gymnasium as they are (:class:`VectorPlayEnv`).
 
 A model file is data from whoever wrote it: :class:`OnnxAgent` reads the file once, refuses it if it names
 external data (a path onnxruntime would open) or a custom operator domain
-(:mod:`sb3_dqn_atari.onnx_check`), and gives onnxruntime those checked bytes, never the path. Its ``env_id``
-metadata may not name a module to import (``module:Env-v0``) outside :data:`sb3_dqn_atari.trust.ALLOWED_PACKAGES`;
-a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atari.env_ids`).
+(:mod:`sb3_dqn_atari.common.onnx_check`), and gives onnxruntime those checked bytes, never the path. Its ``env_id``
+metadata may not name a module to import (``module:Env-v0``) outside
+:data:`sb3_dqn_atari.common.trust.ALLOWED_PACKAGES`;
+a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atari.common.env_ids`).
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ import gymnasium as gym
 import numpy as np
 import onnxruntime as ort
 
-from sb3_dqn_atari.env_ids import current_env_id
-from sb3_dqn_atari.errors import UserError
-from sb3_dqn_atari.onnx_check import read_checked_onnx
-from sb3_dqn_atari.preprocessing import FRAME_SIZE, LUMA_WEIGHTS, TRUNCATION_SLACK, nature_frame
-from sb3_dqn_atari.trust import UntrustedError, check_env_id
+from sb3_dqn_atari.atari.envs import make_env
+from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE, LUMA_WEIGHTS, TRUNCATION_SLACK, nature_frame
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+from sb3_dqn_atari.common.trust import UntrustedError, check_env_id
 
 gym.register_envs(ale_py)
 
@@ -71,7 +72,7 @@ _ORT_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "float16"
 class PlayerError(UserError):
     """A problem the user can fix (missing, unreadable or refused .onnx, missing metadata, an env that cannot be
     made). The ``play`` CLI prints its message on one line and exits with code 2. A
-    :class:`~sb3_dqn_atari.errors.UserError` (torch-free, as this module)."""
+    :class:`~sb3_dqn_atari.common.errors.UserError` (torch-free, as this module)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class PreprocessingSpec:
         if self.wrapper != NATURE_WRAPPER:
             raise PlayerError(
                 f"the model was trained with {self.wrapper}; this runtime rebuilds only {NATURE_WRAPPER}'s "
-                "preprocessing (use the graph directly, or retrain with sb3_dqn_atari.wrappers.NatureAtariWrapper)"
+                "preprocessing (use the graph directly, or retrain with sb3_dqn_atari.zoo.NatureAtariWrapper)"
             )
         problems = []
         if self.grayscale != "luminance" or tuple(self.luminance_weights) != LUMA_WEIGHTS:
@@ -232,21 +233,6 @@ class PlayEnv(Protocol):
     def close(self) -> None: ...
 
 
-def make_gym_env(env_id: str, render_mode: str | None = None, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
-    """``gym.make`` (a retired id mapped to its successor) with a one-line :class:`PlayerError` for whatever
-    stops it: an unknown id, arguments the env does not take, an unavailable renderer."""
-    env_id = current_env_id(env_id)
-    try:
-        return gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
-    except gym.error.Error as exc:
-        raise PlayerError(f"cannot make env {env_id!r}: {exc}") from exc
-    except Exception as exc:  # SDL without a display, missing ROM, unknown keyword: report, don't trace back
-        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        if render_mode == "human":
-            raise PlayerError(f"cannot open a window for {env_id} ({exc.__class__.__name__}: {text})") from exc
-        raise PlayerError(f"cannot make env {env_id!r} ({exc.__class__.__name__}: {text})") from exc
-
-
 class AtariPlayEnv:
     """NumPy twin of NatureAtariWrapper (evaluation flags) + ``VecFrameStack`` + ``VecTransposeImage``.
 
@@ -254,7 +240,7 @@ class AtariPlayEnv:
     :param spec: the recorded preprocessing (must be :data:`NATURE_WRAPPER`'s).
     :param frame_stack: frames per observation (4).
     :param max_episode_frames: truncate after this many emulator frames, counted with the ALE's episode
-        frame counter after every raw frame like :class:`sb3_dqn_atari.wrappers.EpisodeFrameLimit`
+        frame counter after every raw frame like :class:`sb3_dqn_atari.atari.wrappers.EpisodeFrameLimit`
         (the paper's evaluation: 18,000 = 5 minutes); ``None``: only the ALE's own limit.
     :param render_mode: ``"human"`` opens the ALE's window.
     :param env_kwargs: extra ``gym.make`` arguments recorded with the model (e.g. ``full_action_space``).
@@ -276,7 +262,7 @@ class AtariPlayEnv:
         self.spec = spec
         self.frame_stack = frame_stack
         self.max_episode_frames = max_episode_frames
-        self.env = make_gym_env(env_id, render_mode, env_kwargs)
+        self.env = make_env(env_id, env_kwargs, render_mode, PlayerError)
         unwrapped = self.env.unwrapped
         if not hasattr(unwrapped, "ale"):
             raise PlayerError(f"{env_id} is not an ALE env, but the model's preprocessing is {spec.wrapper}")
@@ -384,7 +370,7 @@ class VectorPlayEnv:
         render_mode: str | None = None,
         env_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        self.env = make_gym_env(env_id, render_mode, env_kwargs)
+        self.env = make_env(env_id, env_kwargs, render_mode, PlayerError)
         self.dtype = np.dtype(dtype)
         self.frame_stack = frame_stack
         self._stack: np.ndarray | None = None

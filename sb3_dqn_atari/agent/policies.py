@@ -5,7 +5,7 @@ Everything else is SB3's :class:`~stable_baselines3.dqn.policies.DQNPolicy` unch
 
 ``policy_kwargs=dict(shared_bias=True)``: the output layer has one bias shared by all actions (van Hasselt,
 Guez & Silver 2016, "Double DQN (tuned)": "a single shared bias for all action values in the top layer of the
-network"; dqn_zoo's ``linear_with_shared_bias``). The dueling network is :mod:`sb3_dqn_atari.dueling`.
+network"; dqn_zoo's ``linear_with_shared_bias``). The dueling network is :mod:`sb3_dqn_atari.agent.dueling`.
 """
 
 from __future__ import annotations
@@ -96,13 +96,13 @@ class MultiInputPolicy(_TieBreakMixin, sb3_policies.MultiInputPolicy):
 
 
 class NipsCnnPolicy(CnnPolicy):
-    """The 2013 network (:class:`~sb3_dqn_atari.networks.NipsCNN`, 256 hidden units) with random tie-breaking.
+    """The 2013 network (:class:`~sb3_dqn_atari.agent.networks.NipsCNN`, 256 hidden units) with random tie-breaking.
 
     A policy class rather than ``policy_kwargs`` so rl-zoo3 yml files can name it by dotted path.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from sb3_dqn_atari.networks import NipsCNN
+        from sb3_dqn_atari.agent.networks import NipsCNN
 
         kwargs.setdefault("features_extractor_class", NipsCNN)
         kwargs.setdefault("features_extractor_kwargs", {"features_dim": 256})

@@ -30,7 +30,7 @@ The rules (no module is imported to apply them; the sources of the allowed packa
 * a **file name** from a repo or an archive must be a plain relative path: no ``..`` or ``.`` part, not absolute,
   no backslash, no drive letter, no control character.
 
-Everything refused raises :class:`UntrustedError` (a :class:`~sb3_dqn_atari.errors.UserError`: one ``error:``
+Everything refused raises :class:`UntrustedError` (a :class:`~sb3_dqn_atari.common.errors.UserError`: one ``error:``
 line, exit status 2), which names the file and says that ``--trust-remote-code`` is the way past.
 """
 
@@ -47,7 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.errors import UserError, one_line
+from sb3_dqn_atari._legacy import current_name
+from sb3_dqn_atari.common.errors import UserError, one_line
 
 #: Packages whose classes rl-zoo3 files may name (a module path equal to one of these, or inside it). torch.optim
 #: for ``policy_kwargs``' ``optimizer_class`` (``hyperparams/dqn_improved.yml`` names ``th.optim.Adam``; the zip
@@ -106,8 +107,9 @@ def _shown(value: Any, limit: int = 100) -> str:
 @functools.lru_cache(maxsize=512)
 def module_file(module: str) -> tuple[str, Path | None]:
     """``("py", path)``, ``("package", path/__init__.py)``, ``("namespace", None)``, ``("compiled", path)`` or
-    ``("missing", None)`` for ``module``, found on ``sys.path`` without importing anything."""
-    parts = module.split(".")
+    ``("missing", None)`` for ``module``, found on ``sys.path`` without importing anything (a retired name of
+    this package is looked up at its new home, :mod:`sb3_dqn_atari._legacy`)."""
+    parts = current_name(module).split(".")
     try:
         spec = importlib.util.find_spec(parts[0])
     except (ImportError, ValueError):
@@ -533,7 +535,7 @@ def check_zoo_argv(argv: list[str], source: str) -> None:
     id, ``--gym-packages`` (imported), ``-conf`` (rl-zoo3 runs a ``.py`` file and imports a module name: only a
     YAML file, itself checked), the ``key:value`` options rl-zoo3 evaluates (``-params``, ``--env-kwargs``), and
     no ``-i`` (an agent zip SB3 would unpickle)."""
-    from sb3_dqn_atari.safe_yaml import read_yaml
+    from sb3_dqn_atari.common.safe_yaml import read_yaml
 
     for option, values in _options(argv):
         if option == "--env":

@@ -57,8 +57,8 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_dqn_atari.replay import FrameReplayBuffer
-from sb3_dqn_atari.sum_tree import SumTree
+from sb3_dqn_atari.agent.replay import FrameReplayBuffer
+from sb3_dqn_atari.agent.sum_tree import SumTree
 
 #: Schaul et al. 2016, Appendix B.2: the proportional variant's α and β0
 ALPHA = 0.6
@@ -83,7 +83,7 @@ class PrioritizedReplayBufferSamples(NamedTuple):
 
 
 class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
-    """:class:`~sb3_dqn_atari.replay.FrameReplayBuffer` with proportional prioritized sampling.
+    """:class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer` with proportional prioritized sampling.
 
     ``NatureDQN(..., replay_buffer_class=PrioritizedFrameReplayBuffer)``; in an rl-zoo3 yml:
     ``replay_buffer_class: "__import__('sb3_dqn_atari').PrioritizedFrameReplayBuffer"``.
@@ -96,7 +96,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         for SB3's ``DQN`` β then stays ``beta``
     :param beta_start: agent step at which the annealing starts
     :param epsilon: added to ``|δ|`` (must be > 0, so no valid transition gets a zero probability)
-    Other parameters: :class:`~sb3_dqn_atari.replay.FrameReplayBuffer`'s.
+    Other parameters: :class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer`'s.
     """
 
     def __init__(

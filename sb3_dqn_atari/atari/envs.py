@@ -1,0 +1,35 @@
+"""The envs each use builds, in one place: :func:`make_env` (``gym.make`` with one-line errors; torch-free, the
+ONNX runtime plays on it), :func:`make_model_env` (the model's env as SB3 trained it, for the export's
+verification) and :func:`make_eval_env` (the paper's evaluation protocol: :mod:`sb3_dqn_atari.evaluation`).
+SB3 is imported inside the builders that need it, so that importing this module imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gymnasium as gym
+
+from sb3_dqn_atari.common.env_ids import current_env_id
+from sb3_dqn_atari.common.errors import UserError
+
+
+def make_env(
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    render_mode: str | None = None,
+    error: type[UserError] = UserError,
+) -> gym.Env:
+    """``gym.make(env_id, render_mode=..., **env_kwargs)`` (a retired id mapped to its successor); whatever stops it
+    (an unknown id, arguments the env does not take, a missing ROM, no display for a window) ends as one line of
+    ``error``."""
+    env_id = current_env_id(env_id)
+    try:
+        return gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
+    except Exception as exc:  # gymnasium's errors, the env constructor's TypeError/ValueError, ALE's, SDL's
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+        if render_mode == "human" and not isinstance(exc, gym.error.Error):
+            raise error(f"cannot open a window for {env_id} ({exc.__class__.__name__}: {text})") from exc
+        args = f" with {json.dumps(env_kwargs, default=str)[:120]}" if env_kwargs else ""
+        raise error(f"cannot make env {env_id!r}{args}: {text}") from exc

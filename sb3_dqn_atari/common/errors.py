@@ -1,0 +1,56 @@
+"""The project's one exception for mistakes a user can fix, and the one runner every command ends with (no torch,
+no third-party import: the ONNX runtime and the file checks use them too).
+
+Every command runs its library call through :func:`run_cli`: a :class:`UserError` (or an ``OSError``: an output
+folder that cannot be created) prints ``error: <message>`` as one line on stderr and exits with status 2 (an
+error class may set another ``exit_status``: a failed ONNX verification is 1, not the user's doing).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+#: exit status of Ctrl-C, as a shell reports SIGINT
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """An error the user can fix; CLIs print its message on one line and exit with code 2."""
+
+    exit_status = 2
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on a single line (whitespace runs collapsed), cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def one_line_warnings(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """``warnings.showwarning`` for the CLIs: ``warning: <message>`` on one line of stderr."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run_cli(command: Callable[[], object], interrupted: str | None = None, *, warning_lines: bool = False) -> int:
+    """Run a command's library call: its exit status (an ``int`` it returns, else 0); a user error or an OS
+    error as one ``error:`` line and status 2 (or the error's ``exit_status``); Ctrl-C, when ``interrupted`` says
+    what was left, as ``interrupted: <that>`` and status 130. ``warning_lines``: warnings on one line each."""
+    try:
+        with warnings.catch_warnings():
+            if warning_lines:
+                warnings.showwarning = one_line_warnings
+            result = command()
+    except (UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_status", 2))
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        print(f"interrupted: {interrupted}" if interrupted else "interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

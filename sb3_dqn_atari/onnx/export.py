@@ -1,0 +1,435 @@
+"""Export a trained DQN agent to ONNX, verified against PyTorch at every export.
+
+::
+
+    python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--opset N]
+
+``MODEL`` is an SB3 zip (:class:`~sb3_dqn_atari.NatureDQN`, SB3's ``DQN`` with ``CnnPolicy`` or ``MlpPolicy``,
+sb3-contrib's ``QRDQN``) or an rl-zoo3 run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``).
+
+The graph (opset 18 by default: onnxruntime >= 1.14, onnxruntime-web and TensorRT run it; ``--opset`` picks
+another, which the ``torch.export``-based exporter converts to):
+
+* input ``obs``: a batch of observations as the replay memory stores them, ``(batch, 4, 84, 84)`` uint8
+  (channel-first, stacked, oldest frame first) for Atari, float32 ``(batch, d)`` for vector envs; the
+  ``/255`` scaling of SB3's ``preprocess_obs`` is inside the graph;
+* outputs ``q_values`` ``(batch, n_actions)`` float32 (QR-DQN: the mean over quantiles, as its ``_predict``)
+  and ``action`` ``(batch,)`` int64, the greedy action (``ArgMax``: the first maximal action on exact ties,
+  where NatureDQN draws one at random).
+
+``metadata_props`` (all strings; :class:`sb3_dqn_atari.onnx.runtime.AgentMetadata` parses them): ``format``,
+``env_id``, ``env_kwargs`` (JSON), ``algorithm``, ``policy_class``, ``action_meanings`` (JSON),
+``observation_shape`` (JSON, without the batch), ``observation_dtype``, ``frame_stack``, ``preprocessing``
+(JSON :class:`~sb3_dqn_atari.onnx.runtime.PreprocessingSpec`), ``num_timesteps``, ``versions`` (JSON),
+``verification`` (JSON) and, for the int8 file, ``quantization``.
+
+Verification (:func:`save_verified`): ``onnx.checker`` (full check, with shape inference), then onnxruntime
+against the PyTorch model on observations from the model's own env (rolled a few hundred steps, partly
+greedy, partly random actions) plus random observations of the observation space. The file is written to a
+temporary file in the output folder and moved into place with ``os.replace`` only if the largest
+``|Q_onnx − Q_torch|`` is at most ``atol`` (1e-4) and every greedy action agrees. The one tolerated action
+difference is a near-tie: if onnxruntime's action is the argmax of its own Q-values, ``Q_torch`` of the two
+actions differ by at most ``2·max|ΔQ|``, and such a pair is reported, not failed. The optional int8 file
+(``onnxruntime.quantization.quantize_dynamic``) goes through the same comparison and reports its agreement
+without requiring 100%.
+
+Context: users report mismatches between SB3 policies and their ONNX export (SB3 issue #1211, rl-zoo3 #394);
+the graph here is checked at every export instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+from gymnasium import spaces
+
+from sb3_dqn_atari.atari.envs import make_env
+from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
+from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, set_metadata, torch_to_onnx
+from sb3_dqn_atari.onnx.runtime import (
+    ACTION_NAME,
+    INPUT_NAME,
+    METADATA_FORMAT,
+    NATURE_WRAPPER,
+    NO_WRAPPER,
+    Q_VALUES_NAME,
+    PreprocessingSpec,
+)
+from sb3_dqn_atari.onnx.verify import (
+    DEFAULT_ATOL,
+    DEFAULT_N_RANDOM,
+    DEFAULT_N_REAL,
+    VerificationReport,
+    collect_observations,
+    save_verified,
+    temp_path,
+)
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+
+#: Where exports land by default.
+EXPORT_DIR = Path("exported_models")
+#: File-name stem of each algorithm (``<env_id>-<stem>.onnx``).
+ALGO_STEMS = {"NatureDQN": "nature-dqn", "DQN": "dqn", "QRDQN": "qrdqn"}
+#: Packages whose versions go into the metadata.
+VERSIONED_PACKAGES = (
+    "sb3-dqn-atari",
+    "stable-baselines3",
+    "sb3-contrib",
+    "torch",
+    "onnx",
+    "onnxruntime",
+    "gymnasium",
+    "ale-py",
+    "numpy",
+)
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_onnx` wrote and how it checked it."""
+
+    path: Path
+    env_id: str
+    algorithm: str
+    opset: int
+    n_parameters: int
+    size_bytes: int
+    metadata: dict[str, str]
+    verification: VerificationReport
+    quantized_path: Path | None = None
+    quantized_size_bytes: int | None = None
+    quantized: VerificationReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _wrapper_entries(env_wrapper: Any) -> list[tuple[str, dict[str, Any]]]:
+    """rl-zoo3's ``env_wrapper`` hyperparameter (a name, ``{name: kwargs}``, or a list of those) as pairs."""
+    if env_wrapper is None:
+        return []
+    items = env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for item in items:
+        if isinstance(item, str):
+            entries.append((item, {}))
+        elif isinstance(item, dict):
+            for name, kwargs in item.items():
+                if kwargs is not None and not isinstance(kwargs, dict):
+                    raise UserError(f"config.yml: the env_wrapper {name!r} has arguments {kwargs!r}, not a mapping")
+                entries.append((str(name), dict(kwargs or {})))
+        else:
+            raise UserError(f"config.yml: env_wrapper holds {item!r}, not a wrapper name")
+    return entries
+
+
+def config_int(values: dict[str, Any], key: str, default: int, low: int = 0, high: int = 1 << 20) -> int:
+    """An integer hyperparameter from a model's files (``frame_stack``, a wrapper's ``noop_max``, ...), checked
+    to be one and within ``[low, high]`` (a :class:`UserError` otherwise)."""
+    value = values.get(key, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise UserError(f"config.yml: {key} = {value!r} is not a whole number")
+    if not low <= int(value) <= high:
+        raise UserError(f"config.yml: {key} = {value!r} is outside [{low}, {high}]")
+    return int(value)
+
+
+def _is_atari(env_id: str) -> bool:
+    import gymnasium as gym
+
+    try:
+        entry = str(gym.spec(env_id).entry_point)
+    except gym.error.Error as exc:
+        raise UserError(f"unknown env id {env_id!r} ({exc})") from exc
+    return "ale_py" in entry
+
+
+def preprocessing_for(
+    model: BaseAlgorithm, env_id: str, hyperparams: dict[str, Any], choice: str = "auto"
+) -> tuple[PreprocessingSpec, int, list[str]]:
+    """The preprocessing spec and frame stack the model was trained with, and notes on how they were found.
+
+    ``choice``: ``"auto"`` (rl-zoo3's ``config.yml``, else NatureAtariWrapper for Atari image models),
+    ``"nature"`` or ``"none"``.
+    """
+    notes: list[str] = []
+    space = model.observation_space
+    assert isinstance(space, spaces.Box) and space.shape is not None
+    image = len(space.shape) == 3 and space.dtype == np.uint8
+    frame_stack = config_int(hyperparams, "frame_stack", 0, 0, 64)
+    entries = _wrapper_entries(hyperparams.get("env_wrapper"))
+    if choice == "none" or (choice == "auto" and not image):
+        if entries:
+            notes.append(f"env_wrapper {[name for name, _ in entries]} ignored: observations are used as they are")
+        return PreprocessingSpec(wrapper=NO_WRAPPER), max(frame_stack, 1), notes
+    if not _is_atari(env_id):
+        raise UserError(f"{env_id} is not an ALE env: the Nature preprocessing applies to Atari games only")
+    kwargs: dict[str, Any] = {}
+    recorded = [(name, kw) for name, kw in entries if name.rsplit(".", 1)[-1] == NATURE_WRAPPER]
+    others = [name for name, _ in entries if name.rsplit(".", 1)[-1] != NATURE_WRAPPER]
+    if others and choice == "nature":
+        notes.append(f"env_wrapper {others} recorded with the model; recording {NATURE_WRAPPER} as asked")
+    elif others:
+        raise UserError(
+            f"the model was trained with {others}; the export records (and the runtime rebuilds) only "
+            f"{NATURE_WRAPPER}'s preprocessing: pass --preprocessing nature if the observations are the same"
+        )
+    if recorded:
+        kwargs = recorded[0][1]
+    elif choice == "auto":
+        notes.append(f"no env_wrapper recorded with the model: assuming {NATURE_WRAPPER} (pass --preprocessing)")
+    spec = PreprocessingSpec(
+        noop_max=config_int(kwargs, "noop_max", PreprocessingSpec.noop_max, 0, 10_000),
+        frame_skip=config_int(kwargs, "frame_skip", PreprocessingSpec.frame_skip, 1, 100),
+        frame_size=config_int(kwargs, "frame_size", PreprocessingSpec.frame_size, 1, 1024),
+        train_terminal_on_life_loss=bool(kwargs.get("terminal_on_life_loss", True)),
+        train_clip_reward=bool(kwargs.get("clip_reward", True)),
+    )
+    if frame_stack == 0:
+        frame_stack = int(space.shape[0])
+    return spec, frame_stack, notes
+
+def make_model_env(
+    env_id: str, spec: PreprocessingSpec, frame_stack: int, env_kwargs: dict[str, Any] | None = None, seed: int = 0
+) -> VecEnv:
+    """The model's env as SB3 trained it (evaluation flags): ``DummyVecEnv`` + ``VecFrameStack`` +
+    ``VecTransposeImage``; built from the same spec the runtime reads."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+
+    def make() -> gym.Env:
+        env = make_env(env_id, env_kwargs)
+        if spec.wrapper == NATURE_WRAPPER:
+            env = NatureAtariWrapper(
+                env,
+                noop_max=spec.noop_max,
+                frame_skip=spec.frame_skip,
+                terminal_on_life_loss=False,
+                clip_reward=False,
+                frame_size=spec.frame_size,
+            )
+        return env
+
+    venv: VecEnv = DummyVecEnv([make])
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
+    if spec.wrapper == NATURE_WRAPPER:
+        venv = VecTransposeImage(venv)
+    venv.seed(seed)
+    return venv
+
+
+def check_env_matches(model: BaseAlgorithm, venv: VecEnv, env_id: str) -> None:
+    """Raise :class:`UserError` if ``env_id`` gives other observations or actions than the model's."""
+    m_obs, e_obs = model.observation_space, venv.observation_space
+    m_act, e_act = model.action_space, venv.action_space
+    if not isinstance(m_act, spaces.Discrete):
+        raise UserError(f"the model acts in {m_act}; DQN export needs a discrete action space")
+    if m_obs.shape != e_obs.shape or m_obs.dtype != e_obs.dtype:
+        raise UserError(
+            f"the model expects observations {m_obs.shape} {m_obs.dtype} but {env_id} gives "
+            f"{e_obs.shape} {e_obs.dtype}: wrong --env for this model?"
+        )
+    if not isinstance(e_act, spaces.Discrete) or int(e_act.n) != int(m_act.n):
+        raise UserError(f"the model has {m_act.n} actions but {env_id} has {e_act}: wrong --env for this model?")
+
+
+def action_meanings(env_id: str, n_actions: int, env_kwargs: dict[str, Any] | None = None) -> list[str]:
+    """The ALE's action names, or ``["0", "1", ...]`` for envs without them."""
+    env = make_env(env_id, env_kwargs)
+    try:
+        getter = getattr(env.unwrapped, "get_action_meanings", None)
+        names = [str(a) for a in getter()] if getter is not None else [str(i) for i in range(n_actions)]
+    finally:
+        env.close()
+    return names
+
+
+def build_metadata(
+    model: BaseAlgorithm,
+    env_id: str,
+    spec: PreprocessingSpec,
+    frame_stack: int,
+    meanings: list[str],
+    env_kwargs: dict[str, Any] | None = None,
+    source: ModelSource | None = None,
+) -> dict[str, str]:
+    """The ``metadata_props`` of an export (see the module docstring)."""
+    space = model.observation_space
+    assert space.shape is not None and space.dtype is not None
+    props = {
+        "format": METADATA_FORMAT,
+        "env_id": env_id,
+        "env_kwargs": json.dumps(env_kwargs or {}, sort_keys=True),
+        "algorithm": type(model).__name__,
+        "policy_class": f"{type(model.policy).__module__}.{type(model.policy).__qualname__}",
+        "action_meanings": json.dumps(meanings),
+        "observation_shape": json.dumps([int(d) for d in space.shape]),
+        "observation_dtype": str(np.dtype(space.dtype)),
+        "frame_stack": str(frame_stack),
+        "preprocessing": spec.to_json(),
+        "inputs": json.dumps({INPUT_NAME: "batch of observations as stored (uint8 images: channel-first stack)"}),
+        "outputs": json.dumps({Q_VALUES_NAME: "float32 (batch, n_actions)", ACTION_NAME: "int64 (batch,) greedy"}),
+        "num_timesteps": str(int(model.num_timesteps)),
+        "versions": json.dumps({p: package_version(p) for p in VERSIONED_PACKAGES}, sort_keys=True),
+    }
+    if source is not None:
+        props["source"] = source.zip_path.name
+    return props
+
+
+def default_path(env_id: str, algorithm: str) -> Path:
+    """``exported_models/<env_id>-<algo>.onnx`` (``/`` in ids such as ``ALE/Breakout-v5`` becomes ``_``)."""
+    stem = ALGO_STEMS.get(algorithm, algorithm.lower())
+    return EXPORT_DIR / f"{env_id.replace('/', '_')}-{stem}.onnx"
+
+
+def quantized_path(path: Path) -> Path:
+    """``NAME.onnx`` -> ``NAME.int8.onnx``."""
+    return path.with_name(f"{path.stem}.int8.onnx")
+
+
+def _check_writable(path: Path) -> None:
+    if path.suffix.lower() != ".onnx":
+        raise UserError(f"the output {path} should end in .onnx")
+    if path.is_dir():
+        raise UserError(f"the output {path} is a folder; pass a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp_path(path).unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
+
+
+def export_onnx(
+    model: BaseAlgorithm,
+    path: str | Path | None = None,
+    env_id: str | None = None,
+    *,
+    hyperparams: dict[str, Any] | None = None,
+    preprocessing: str = "auto",
+    opset: int = DEFAULT_OPSET,
+    quantize_int8: bool = False,
+    n_real: int = DEFAULT_N_REAL,
+    n_random: int = DEFAULT_N_RANDOM,
+    atol: float = DEFAULT_ATOL,
+    seed: int = 0,
+    dynamo: bool = True,
+    source: ModelSource | None = None,
+    progress: bool = True,
+) -> ExportReport:
+    """Export ``model`` to ``path`` (default ``exported_models/<env_id>-<algo>.onnx``), verified.
+
+    :param model: a loaded DQN, NatureDQN or QRDQN.
+    :param env_id: the env the model was trained on (its observations feed the verification; its id,
+        action names and preprocessing go into the metadata).
+    :param hyperparams: rl-zoo3's ``config.yml`` (``env_wrapper``, ``frame_stack``, ``env_kwargs``), if any.
+    :param preprocessing: ``"auto"``, ``"nature"`` or ``"none"`` (see :func:`preprocessing_for`).
+    :param quantize_int8: also write ``NAME.int8.onnx`` (agreement reported, not required).
+    :raises UserError: for a wrong env, an unwritable folder, ...; :class:`VerificationError` if the graph does
+        not match (nothing is written then).
+    """
+    if env_id is None:
+        raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
+    hyperparams = dict(hyperparams or {})
+    env_kwargs = hyperparams.get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise UserError(f"config.yml: env_kwargs = {str(env_kwargs)[:80]!r} is not a mapping")
+    env_kwargs = dict(env_kwargs)
+    algorithm = type(model).__name__
+    out = Path(path) if path is not None else default_path(env_id, algorithm)
+    _check_writable(out)
+    if not isinstance(model.observation_space, spaces.Box):
+        raise UserError(f"the model observes {model.observation_space}; export supports Box observations")
+    spec, frame_stack, notes = preprocessing_for(model, env_id, hyperparams, preprocessing)
+    venv = make_model_env(env_id, spec, frame_stack, env_kwargs, seed)
+    try:
+        check_env_matches(model, venv, env_id)
+        observations = collect_observations(model, venv, n_real, n_random, seed, progress)
+    finally:
+        venv.close()
+    meanings = action_meanings(env_id, int(model.action_space.n), env_kwargs)  # type: ignore[attr-defined]
+    try:
+        proto = torch_to_onnx(model, opset, dynamo)
+    except Exception as exc:  # the exporter's many exception types: one line, not a trace
+        raise UserError(
+            f"torch.onnx.export failed (opset {opset}): {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
+    set_metadata(proto, build_metadata(model, env_id, spec, frame_stack, meanings, env_kwargs, source))
+    report = save_verified(proto, out, model, observations, n_real, atol, "float32", required=True)
+    n_params = sum(p.numel() for p in QValueGraph(model.policy).parameters())
+    result = ExportReport(
+        path=out,
+        env_id=env_id,
+        algorithm=algorithm,
+        opset=opset,
+        n_parameters=n_params,
+        size_bytes=out.stat().st_size,
+        metadata={p.key: p.value for p in onnx.load(str(out)).metadata_props},
+        verification=report,
+        notes=notes,
+    )
+    if quantize_int8:
+        q_out = quantized_path(out)
+        try:
+            q_proto = quantize(out, proto)
+        except Exception as exc:  # onnxruntime.quantization's own errors: one line, not a trace
+            raise UserError(
+                f"{out} was written and verified, but int8 quantization failed: "
+                f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            ) from exc
+        props = {p.key: p.value for p in q_proto.metadata_props}
+        props["quantization"] = "int8 dynamic (onnxruntime.quantization.quantize_dynamic, QUInt8 weights)"
+        set_metadata(q_proto, props)
+        result.quantized = save_verified(q_proto, q_out, model, observations, n_real, atol, "int8", required=False)
+        result.quantized_path = q_out
+        result.quantized_size_bytes = q_out.stat().st_size
+    return result
+
+
+def export_command(args: argparse.Namespace) -> ExportReport:
+    """``python -m sb3_dqn_atari.export``: load the agent its arguments name, export it, say what was written."""
+    # the folder's files checked, and the env known, before the (slow) load
+    if resolve_model(args.model, args.env, args.trust_remote_code).env_id is None:
+        raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
+    model, source = load_agent(args.model, device="cpu", env_id=args.env, trust_remote_code=args.trust_remote_code)
+    report = export_onnx(
+        model,
+        args.output,
+        source.env_id,
+        hyperparams=source.hyperparams,
+        preprocessing=args.preprocessing,
+        opset=args.opset,
+        quantize_int8=args.quantize,
+        n_real=args.n_real,
+        n_random=args.n_random,
+        atol=args.atol,
+        seed=args.seed,
+        dynamo=not args.legacy_exporter,
+        source=source,
+        progress=not args.quiet,
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"{report.verification.summary()}")
+    print(
+        f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset}, "
+        f"{report.n_parameters:,} parameters, {report.algorithm} on {report.env_id})"
+    )
+    if report.quantized is not None and report.quantized_path is not None:
+        print(report.quantized.summary())
+        print(f"wrote {report.quantized_path} ({(report.quantized_size_bytes or 0) / 1e6:.2f} MB)")
+    print(f"play it: python -m sb3_dqn_atari.play {report.path}")
+    return report

@@ -1,0 +1,287 @@
+"""Verification of an exported graph against the PyTorch model: onnxruntime on observations from the model's env
+and random ones drawn where they mean something; the file is written only if it agrees (see
+:mod:`sb3_dqn_atari.onnx.export`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from gymnasium import spaces
+from tqdm.auto import tqdm
+
+from sb3_dqn_atari.common.files import set_default_permissions
+from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.onnx.graph import set_metadata
+from sb3_dqn_atari.onnx.runtime import (
+    ACTION_NAME,
+    INPUT_NAME,
+    Q_VALUES_NAME,
+)
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.vec_env import VecEnv
+
+
+#: Largest tolerated |Q_onnx - Q_torch| for the float32 graph.
+DEFAULT_ATOL = 1e-4
+#: Observations compared at every export: from the model's env, and uniformly random.
+DEFAULT_N_REAL = 256
+DEFAULT_N_RANDOM = 256
+
+class VerificationError(UserError):
+    """The exported graph does not reproduce the PyTorch model; nothing was written (the CLI exits with 1)."""
+
+    exit_status = 1
+
+
+@dataclass
+class VerificationReport:
+    """onnxruntime vs PyTorch on ``n_observations`` observations."""
+
+    label: str
+    n_observations: int
+    n_real: int
+    max_abs_dq: float
+    mean_abs_dq: float
+    n_agree: int
+    n_near_ties: int
+    atol: float
+    required: bool
+    passed: bool
+
+    @property
+    def agreement(self) -> float:
+        return self.n_agree / max(self.n_observations, 1)
+
+    def summary(self) -> str:
+        ties = f", {self.n_near_ties} near-tie(s)" if self.n_near_ties else ""
+        verdict = ("ok" if self.passed else "FAILED") if self.required else "reported"
+        return (
+            f"{self.label}: max |ΔQ| = {self.max_abs_dq:.3g} (mean {self.mean_abs_dq:.3g}, tolerance {self.atol:g}), "
+            f"action agreement {self.n_agree}/{self.n_observations} ({100 * self.agreement:.2f}%){ties} "
+            f"on {self.n_real} env + {self.n_observations - self.n_real} random observations: {verdict}"
+        )
+
+
+def reference_q_values(model: BaseAlgorithm, observations: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The PyTorch model's Q-values, through the policy's own modules (float64 for comparisons)."""
+    policy = model.policy
+    policy.set_training_mode(False)
+    quantile_net: Any = getattr(policy, "quantile_net", None)
+    q_net: Any = getattr(policy, "q_net", None)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(observations), batch_size):
+            obs = torch.as_tensor(observations[start : start + batch_size], device=policy.device)
+            q = quantile_net(obs).mean(dim=1) if quantile_net is not None else q_net(obs)
+            chunks.append(q.cpu().numpy().astype(np.float64))
+    return np.concatenate(chunks)
+
+
+def reference_actions(model: BaseAlgorithm, observations: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's own greedy actions: ``model.predict(obs, deterministic=True)``."""
+    chunks = [
+        np.asarray(model.predict(observations[start : start + batch_size], deterministic=True)[0]).reshape(-1)
+        for start in range(0, len(observations), batch_size)
+    ]
+    return np.concatenate(chunks).astype(np.int64)
+
+
+def _session(path: str | Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: str | Path, observations: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(q_values, actions)`` of the graph at ``path`` on ``observations``, in batches."""
+    session = _session(path)
+    qs, actions = [], []
+    for start in range(0, len(observations), batch_size):
+        q, a = session.run([Q_VALUES_NAME, ACTION_NAME], {INPUT_NAME: observations[start : start + batch_size]})
+        qs.append(np.asarray(q))
+        actions.append(np.asarray(a))
+    return np.concatenate(qs), np.concatenate(actions)
+
+
+def compare(
+    q_onnx: np.ndarray,
+    a_onnx: np.ndarray,
+    q_torch: np.ndarray,
+    a_torch: np.ndarray,
+    n_real: int,
+    atol: float = DEFAULT_ATOL,
+    label: str = "float32",
+    required: bool = True,
+) -> VerificationReport:
+    """Compare onnxruntime's outputs to PyTorch's (see the module docstring for the near-tie rule)."""
+    if q_onnx.shape != q_torch.shape or a_onnx.shape != a_torch.shape:
+        raise VerificationError(
+            f"{label}: the graph's outputs have shapes {q_onnx.shape}/{a_onnx.shape}, "
+            f"PyTorch's {q_torch.shape}/{a_torch.shape}"
+        )
+    dq = np.abs(q_onnx.astype(np.float64) - q_torch)
+    max_dq = float(dq.max()) if dq.size else 0.0
+    rows = np.arange(len(a_torch))
+    agree = a_onnx == a_torch
+    in_range = (a_onnx >= 0) & (a_onnx < q_torch.shape[1])
+    gap = np.full(len(a_torch), np.inf)
+    gap[in_range] = q_torch[rows[in_range], a_torch[in_range]] - q_torch[rows[in_range], a_onnx[in_range]]
+    # |gap| <= 2 max|ΔQ| (+ float64 rounding slack): both actions are maximal within the graph's error.
+    near_tie = ~agree & (np.abs(gap) <= 2 * max_dq * (1 + 1e-6) + 1e-12)
+    passed = max_dq <= atol and bool(np.all(agree | near_tie))
+    return VerificationReport(
+        label=label,
+        n_observations=len(a_torch),
+        n_real=n_real,
+        max_abs_dq=max_dq,
+        mean_abs_dq=float(dq.mean()) if dq.size else 0.0,
+        n_agree=int(agree.sum()),
+        n_near_ties=int(near_tie.sum()),
+        atol=atol,
+        required=required,
+        passed=passed if required else True,
+    )
+
+
+def verify_onnx(
+    path: str | Path,
+    model: BaseAlgorithm,
+    observations: np.ndarray,
+    n_real: int | None = None,
+    atol: float = DEFAULT_ATOL,
+    label: str = "float32",
+    required: bool = True,
+) -> VerificationReport:
+    """``onnx.checker`` then onnxruntime vs PyTorch on ``observations``; never raises on a numeric mismatch
+    (read ``report.passed``), raises :class:`VerificationError` if the file is not a valid, runnable graph."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise VerificationError(f"{label}: onnx.checker rejects the graph: {str(exc).splitlines()[0]}") from exc
+    try:
+        q_onnx, a_onnx = run_onnx(path, observations)
+    except Exception as exc:  # onnxruntime's own exception types
+        raise VerificationError(f"{label}: onnxruntime cannot run the graph: {str(exc).splitlines()[0]}") from exc
+    q_torch = reference_q_values(model, observations)
+    a_torch = reference_actions(model, observations)
+    return compare(
+        q_onnx, a_onnx, q_torch, a_torch, len(observations) if n_real is None else n_real, atol, label, required
+    )
+
+
+def temp_path(path: Path) -> Path:
+    """An empty file next to ``path``, with the permissions a plain ``open(path, "w")`` would give it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp")
+    os.close(fd)
+    set_default_permissions(tmp)
+    return Path(tmp)
+
+
+def save_verified(
+    proto: onnx.ModelProto,
+    path: str | Path,
+    model: BaseAlgorithm,
+    observations: np.ndarray,
+    n_real: int | None = None,
+    atol: float = DEFAULT_ATOL,
+    label: str = "float32",
+    required: bool = True,
+) -> VerificationReport:
+    """Write ``proto`` to ``path`` only if it verifies (:func:`verify_onnx`); otherwise raise
+    :class:`VerificationError` and leave nothing behind. The verification result goes into the metadata."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        onnx.save_model(proto, str(tmp))
+        report = verify_onnx(tmp, model, observations, n_real, atol, label, required)
+        if not report.passed:
+            raise VerificationError(f"verification failed, nothing written: {report.summary()}")
+        props = {p.key: p.value for p in proto.metadata_props}
+        props["verification"] = json.dumps(asdict(report), sort_keys=True)
+        set_metadata(proto, props)
+        onnx.save_model(proto, str(tmp))
+        os.replace(tmp, path)
+        return report
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: A Box dimension whose bound is infinite or larger than this in magnitude has no meaningful range to sample
+#: from (CartPole's velocities are bounded by ±3.4e38, float32's largest value): see :func:`verification_bounds`.
+MEANINGFUL_BOUND = 1e3
+
+
+def verification_bounds(space: spaces.Box, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per dimension of ``space``, the range the random verification observations are drawn from.
+
+    The rule: a dimension whose bounds are finite and at most :data:`MEANINGFUL_BOUND` in magnitude (Atari
+    frames' 0..255, Acrobot's angles) is drawn within its bounds. Any other dimension (infinite bounds, or
+    ±3.4e38 as CartPole's velocities) is drawn within the range that dimension takes in the env's own
+    observations ``real`` (the verification rollout), widened by half its width on each side (by 1 on each side
+    when the env kept it constant), then cut to the bounds: Q-values of inputs near ±3.4e38 overflow float32 and
+    say nothing about the graph. Without env observations such a dimension is drawn within [-1, 1].
+    """
+    low = np.asarray(space.low, dtype=np.float64).reshape(space.shape)
+    high = np.asarray(space.high, dtype=np.float64).reshape(space.shape)
+    meaningful = np.isfinite(low) & np.isfinite(high) & (np.abs(low) <= MEANINGFUL_BOUND)
+    meaningful &= np.abs(high) <= MEANINGFUL_BOUND
+    if len(real):
+        seen = np.asarray(real, dtype=np.float64)
+        seen_low, seen_high = seen.min(axis=0), seen.max(axis=0)
+        margin = np.where(seen_high > seen_low, (seen_high - seen_low) / 2, 1.0)
+        seen_low, seen_high = seen_low - margin, seen_high + margin
+    else:
+        seen_low, seen_high = np.full(space.shape, -1.0), np.full(space.shape, 1.0)
+    draw_low = np.where(meaningful, low, np.clip(seen_low, low, high))
+    draw_high = np.where(meaningful, high, np.clip(seen_high, low, high))
+    return draw_low, draw_high
+
+
+def random_observations(space: spaces.Box, real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` observations drawn uniformly within :func:`verification_bounds` (integers for integer dtypes)."""
+    rng = np.random.default_rng(seed)
+    low, high = verification_bounds(space, real)
+    dtype = np.dtype(space.dtype)
+    shape = (n, *space.shape)
+    if dtype.kind in "iub":
+        whole = rng.integers(np.ceil(low).astype(np.int64), np.floor(high).astype(np.int64), size=shape, endpoint=True)
+        return whole.astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def collect_observations(
+    model: BaseAlgorithm, venv: VecEnv, n_real: int, n_random: int, seed: int = 0, progress: bool = True
+) -> np.ndarray:
+    """``n_real`` observations from rolling ``venv`` (half greedy actions of the model, half uniformly random,
+    so untrained agents do not sit in one state), then ``n_random`` random observations of the observation
+    space, drawn where they mean something (:func:`verification_bounds`)."""
+    rng = np.random.default_rng(seed)
+    obs: Any = venv.reset()
+    real = []
+    n_actions = int(model.action_space.n)  # type: ignore[attr-defined]
+    for _ in tqdm(range(n_real), desc="rolling the env", unit="step", disable=not progress, leave=False):
+        real.append(obs[0].copy())
+        if rng.random() < 0.5:
+            action = np.asarray(model.predict(obs, deterministic=True)[0]).reshape(1)
+        else:
+            action = np.array([rng.integers(n_actions)])
+        obs = venv.step(action)[0]
+    space = model.observation_space
+    assert isinstance(space, spaces.Box) and space.shape is not None
+    real_array = np.stack(real).astype(space.dtype) if real else np.zeros((0, *space.shape), space.dtype)
+    samples = random_observations(space, real_array, n_random, seed)
+    if not len(real_array) + len(samples):
+        raise UserError("nothing to verify: pass n_real + n_random > 0")
+    return np.concatenate([real_array, samples])
