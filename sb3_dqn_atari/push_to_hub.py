@@ -210,10 +210,11 @@ def evaluate_atari(
     first episode's raw screens."""
     import numpy as np
 
+    from sb3_dqn_atari.atari.protocols import make_eval_env
     from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
     from sb3_dqn_atari.common.files import Mp4Writer
-    from sb3_dqn_atari.evaluate import VIDEO_FPS, results_json
-    from sb3_dqn_atari.evaluation import EVAL_EPSILON, evaluate_policy_protocol, make_eval_env
+    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, evaluate_policy_protocol
+    from sb3_dqn_atari.evaluation.report import VIDEO_FPS, results_json
 
     epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
     env = make_eval_env(
@@ -651,7 +652,7 @@ def build_repo_folder(
 def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
     """rl-zoo3's ``train_eval_metrics.zip`` (Monitor and evaluation files) and ``learning_curve.png``, when the
     run folder has such files."""
-    from sb3_dqn_atari.plot import MONITOR_GLOB, load_run, plot_runs
+    from sb3_dqn_atari.evaluation.curves import MONITOR_GLOB, load_run, plot_runs
 
     logs = sorted(run_dir.glob(MONITOR_GLOB)) + sorted(run_dir.glob("evaluations*.npz"))
     logs += sorted(run_dir.glob("evaluations*.csv"))

@@ -410,9 +410,10 @@ def test_ctrl_c_reports_the_episodes_done(
     interrupt_after_episodes: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     import sb3_dqn_atari.evaluate as cli
+    import sb3_dqn_atari.evaluation.report as library
 
     finished: list[int] = []
-    original = cli.evaluate_policy_protocol
+    original = library.evaluate_policy_protocol
 
     def act(obs: np.ndarray) -> np.ndarray:
         if len(finished) >= interrupt_after_episodes:
@@ -424,9 +425,9 @@ def test_ctrl_c_reports_the_episodes_done(
         kwargs["on_episode"] = lambda i, e: (finished.append(i), inner(i, e))
         return original(*args, **kwargs)
 
-    agent = cli.Agent(act=act, n_actions=4, obs_shape=(4, 84, 84), env_id=BREAKOUT, source="fake")
-    monkeypatch.setattr(cli, "load_for_evaluation", lambda *a, **k: agent)
-    monkeypatch.setattr(cli, "evaluate_policy_protocol", evaluate)
+    agent = library.Agent(act=act, n_actions=4, obs_shape=(4, 84, 84), env_id=BREAKOUT, source="fake")
+    monkeypatch.setattr(library, "load_for_evaluation", lambda *a, **k: agent)
+    monkeypatch.setattr(library, "evaluate_policy_protocol", evaluate)
     out, video = tmp_path / "r.json", tmp_path / "v.mp4"
     rc = cli.main(
         [
@@ -547,7 +548,8 @@ def _monitor_run(folder: Path, games: int, seed: int) -> list[tuple[float, int]]
 def test_plot_reads_full_game_scores_and_writes_a_png(tmp_path: Path, capsys: Any) -> None:
     from PIL import Image
 
-    from sb3_dqn_atari.plot import load_run, main
+    from sb3_dqn_atari.evaluation.curves import load_run
+    from sb3_dqn_atari.plot import main
 
     runs = [tmp_path / "BreakoutNoFrameskip-v4_1", tmp_path / "BreakoutNoFrameskip-v4_2"]
     truths = [_monitor_run(run, games=3, seed=i) for i, run in enumerate(runs)]
@@ -578,7 +580,7 @@ def test_plot_reads_full_game_scores_and_writes_a_png(tmp_path: Path, capsys: An
 
 
 def test_plot_aggregates_runs_as_mean_and_spread() -> None:
-    from sb3_dqn_atari.plot import Curve, aggregate, smooth
+    from sb3_dqn_atari.evaluation.curves import Curve, aggregate, smooth
 
     a = Curve(np.array([0.0, 10.0, 20.0]), np.array([0.0, 10.0, 20.0]))
     b = Curve(np.array([0.0, 5.0, 15.0]), np.array([2.0, 2.0, 2.0]))

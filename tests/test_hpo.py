@@ -25,7 +25,7 @@ def test_sampler_keeps_the_nature_network_and_the_paper_neighbourhood() -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
     import sb3_dqn_atari.zoo  # noqa: F401  (what rl-zoo3 imports from our yml)
-    from sb3_dqn_atari.sweep import hpo
+    from sb3_dqn_atari.zoo import hpo
 
     sampler, converter = HYPERPARAMS_SAMPLER["dqn"], HYPERPARAMS_CONVERTER["dqn"]
     assert sampler is hpo.sample_nature_dqn_params and converter is hpo.convert_nature_dqn_params

@@ -1,7 +1,5 @@
-"""The envs each use builds, in one place: :func:`make_env` (``gym.make`` with one-line errors; torch-free, the
-ONNX runtime plays on it), :func:`make_model_env` (the model's env as SB3 trained it, for the export's
-verification) and :func:`make_eval_env` (the paper's evaluation protocol: :mod:`sb3_dqn_atari.evaluation`).
-SB3 is imported inside the builders that need it, so that importing this module imports no torch.
+"""``gym.make`` with one-line errors, the one env builder under the others: the ONNX runtime plays on it, the
+export verifies on it, :mod:`sb3_dqn_atari.atari.protocols` builds the evaluation envs on it. Torch-free.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,6 @@ from sb3_dqn_atari.onnx.verify import (
     VerificationReport,
     collect_observations,
     save_verified,
-    temp_path,
 )
 
 if TYPE_CHECKING:
@@ -308,7 +308,7 @@ def _check_writable(path: Path) -> None:
         raise UserError(f"the output {path} is a folder; pass a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp_path(path).unlink()
+        tempfile.TemporaryFile(dir=path.parent).close()
     except OSError as exc:
         raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
 

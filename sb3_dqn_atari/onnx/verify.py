@@ -5,8 +5,6 @@ and random ones drawn where they mean something; the file is written only if it 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +16,7 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from sb3_dqn_atari.common.files import set_default_permissions
+from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.onnx.graph import set_metadata
 from sb3_dqn_atari.onnx.runtime import (
@@ -180,14 +178,6 @@ def verify_onnx(
     )
 
 
-def temp_path(path: Path) -> Path:
-    """An empty file next to ``path``, with the permissions a plain ``open(path, "w")`` would give it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx.tmp")
-    os.close(fd)
-    set_default_permissions(tmp)
-    return Path(tmp)
-
-
 def save_verified(
     proto: onnx.ModelProto,
     path: str | Path,
@@ -200,9 +190,7 @@ def save_verified(
 ) -> VerificationReport:
     """Write ``proto`` to ``path`` only if it verifies (:func:`verify_onnx`); otherwise raise
     :class:`VerificationError` and leave nothing behind. The verification result goes into the metadata."""
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
+    with atomic_file(path, ".onnx.tmp") as tmp:
         onnx.save_model(proto, str(tmp))
         report = verify_onnx(tmp, model, observations, n_real, atol, label, required)
         if not report.passed:
@@ -211,11 +199,7 @@ def save_verified(
         props["verification"] = json.dumps(asdict(report), sort_keys=True)
         set_metadata(proto, props)
         onnx.save_model(proto, str(tmp))
-        os.replace(tmp, path)
-        return report
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return report
 
 
 #: A Box dimension whose bound is infinite or larger than this in magnitude has no meaningful range to sample

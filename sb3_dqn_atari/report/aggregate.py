@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sb3_dqn_atari.common.errors import UserError
-from sb3_dqn_atari.evaluation import PAPER_SCORES, PaperScores
+from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores
 from sb3_dqn_atari.report.references import RL_ZOO_DQN, Reference
 from sb3_dqn_atari.report.runs import Run
 
@@ -33,7 +33,7 @@ METRIC_NAMES = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_ga
 
 
 def _game(env_id: str) -> str | None:
-    from sb3_dqn_atari.evaluation import atari_game
+    from sb3_dqn_atari.atari.protocols import atari_game
 
     try:
         return atari_game(env_id)

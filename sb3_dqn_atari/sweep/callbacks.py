@@ -24,7 +24,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback
-from sb3_dqn_atari.evaluation import NatureEvalCallback
+from sb3_dqn_atari.evaluation.callback import NatureEvalCallback
 
 
 def report_to_tune(metrics: dict[str, Any], checkpoint: Path | None = None) -> bool:

@@ -238,7 +238,7 @@ class SweepSpec:
                         f"-params {param!r}: a sweep reads callback as a Python literal (a list of names or "
                         "{name: kwargs} dicts)"
                     ) from None
-        from sb3_dqn_atari.evaluation import atari_game
+        from sb3_dqn_atari.atari.protocols import atari_game
 
         for env_id in self.env_ids:
             atari_game(env_id)  # trials are evaluated with the paper's protocol: Atari only

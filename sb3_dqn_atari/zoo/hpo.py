@@ -15,7 +15,7 @@ wrapper (clipped rewards, a lost life ends the episode), not with the paper's ev
 * ``HYPERPARAMS_CONVERTER["dqn"]`` by :func:`convert_nature_dqn_params` (``--trial-id`` re-reads a trial's
   parameters; use ``python -m sb3_dqn_atari.train``, which registers before rl-zoo3 reads the study);
 * ``exp_manager.TrialEvalCallback`` by :func:`paper_protocol_trial_eval`: each intermediate evaluation plays the
-  paper's protocol (:class:`~sb3_dqn_atari.sweep.trial_eval.PaperProtocolTrialEvalCallback`) and the trial's
+  paper's protocol (:class:`~sb3_dqn_atari.evaluation.callback.PaperProtocolTrialEvalCallback`) and the trial's
   value is the raw game score.
 
 Several machines or processes search one study through a shared Optuna storage::
@@ -75,7 +75,7 @@ def convert_nature_dqn_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
 
 def paper_protocol_trial_eval(*args: Any, **kwargs: Any) -> Any:
     """What rl-zoo3's ``objective`` builds as ``TrialEvalCallback`` once :func:`register` ran (same arguments)."""
-    from sb3_dqn_atari.sweep.trial_eval import PaperProtocolTrialEvalCallback
+    from sb3_dqn_atari.evaluation.callback import PaperProtocolTrialEvalCallback
 
     return PaperProtocolTrialEvalCallback(*args, **kwargs)
 

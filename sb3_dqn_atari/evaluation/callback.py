@@ -1,0 +1,305 @@
+"""Evaluation during training with the paper's protocol: :class:`NatureEvalCallback`;
+:class:`PaperProtocolEvalCallback`, what rl-zoo3's ``--eval-freq`` builds once :mod:`sb3_dqn_atari.zoo` is imported;
+:class:`PaperProtocolTrialEvalCallback`, the trial evaluation of its Optuna search (:mod:`sb3_dqn_atari.zoo.hpo`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+
+from sb3_dqn_atari.atari.protocols import ProtocolEnv, get_protocol, make_eval_env
+from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.common.files import atomic_write_bytes
+from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, EvalResult, evaluate_policy_protocol
+
+# ---------------------------------------------------------------------------------------------- the callback
+
+
+def _monitor_folder(venv: VecEnv) -> Path | None:
+    """The folder of the training env's Monitor file (rl-zoo3's run folder), when it can be read in-process."""
+    while isinstance(venv, VecEnvWrapper):
+        venv = venv.venv
+    if not isinstance(venv, DummyVecEnv):
+        return None
+    env: Any = venv.envs[0]
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, Monitor) and env.results_writer is not None:
+            return Path(env.results_writer.file_handler.name).parent
+        env = env.env
+    return None
+
+
+class NatureEvalCallback(EventCallback):
+    """Evaluate the agent with the paper's protocol while it trains (the learning curve of Mnih et al. 2015,
+    Fig. 2, was made this way: DeepMind's ``run_gpu`` evaluates every 250,000 agent steps with ε = 0.05).
+
+    Logs ``eval/paper_score`` (mean raw score), ``eval/paper_score_std``, ``eval/paper_score_median``,
+    ``eval/paper_human_normalized`` (percent) and ``eval/paper_episode_frames`` to the SB3 logger, and writes
+    ``evaluations_nature.npz`` and ``evaluations_nature.csv`` to the run folder.
+
+    With rl-zoo3, add to the hyperparameter yml (rl-zoo3 instantiates it with these kwargs)::
+
+        callback:
+          - sb3_dqn_atari.evaluation.NatureEvalCallback: {eval_freq: 250000, n_eval_episodes: 10}
+
+    :param eval_freq: evaluate every this many agent steps (``model.num_timesteps``, all envs together).
+    :param n_eval_episodes: episodes per evaluation (the paper's final numbers use 30).
+    :param env_id: the game; default: the training env's id.
+    :param protocol: ``"nature"`` or ``"machado"``.
+    :param epsilon: ε of the ε-greedy evaluation policy.
+    :param seed: seed of every evaluation (the same start states each time, so points differ by the network).
+    :param log_path: folder for the npz/csv; default: the folder of the training env's Monitor file
+        (rl-zoo3's run folder), else the logger's folder; ``None`` if neither exists (logging only).
+    :param max_episode_frames: the 5-minute cap (18,000 emulator frames).
+    :param callback_on_new_best: called when the mean score improves.
+    """
+
+    def __init__(
+        self,
+        eval_freq: int = 250_000,
+        n_eval_episodes: int = 10,
+        env_id: str | None = None,
+        protocol: str = "nature",
+        epsilon: float = EVAL_EPSILON,
+        seed: int = 0,
+        log_path: str | None = None,
+        max_episode_frames: int = EVAL_MAX_FRAMES,
+        callback_on_new_best: BaseCallback | None = None,
+        verbose: int = 1,
+    ) -> None:
+        super().__init__(callback_on_new_best, verbose=verbose)
+        if eval_freq <= 0 or n_eval_episodes <= 0:
+            raise ValueError("eval_freq and n_eval_episodes must be positive")
+        get_protocol(protocol)
+        self.eval_freq = int(eval_freq)
+        self.n_eval_episodes = int(n_eval_episodes)
+        self.env_id = env_id
+        self.protocol = protocol
+        self.epsilon = float(epsilon)
+        self.seed = int(seed)
+        self.log_path: Path | None = Path(log_path) if log_path is not None else None
+        self.max_episode_frames = int(max_episode_frames)
+        self.best_mean = -math.inf
+        self.last_result: EvalResult | None = None
+        self.timesteps: list[int] = []
+        self.results: list[EvalResult] = []
+        self._env: ProtocolEnv | None = None
+        self._evals_done = 0
+
+    def _init_callback(self) -> None:
+        super()._init_callback()
+        if self.env_id is None:
+            spec = self.training_env.get_attr("spec", [0])[0]
+            if spec is None:
+                raise ValueError("NatureEvalCallback: the training env has no spec; pass env_id")
+            self.env_id = str(spec.id)
+        if self.log_path is None:
+            folder = _monitor_folder(self.training_env)
+            if folder is None and self.logger is not None and self.logger.get_dir():
+                folder = Path(str(self.logger.get_dir()))
+            self.log_path = folder
+        if self.log_path is not None:
+            self.log_path.mkdir(parents=True, exist_ok=True)
+        action_space = self.model.action_space
+        assert isinstance(action_space, spaces.Discrete), "NatureEvalCallback evaluates discrete-action agents"
+        self._env = make_eval_env(
+            self.env_id,
+            self.protocol,
+            self.seed,
+            n_actions=int(action_space.n),
+            obs_shape=self.model.observation_space.shape,
+            max_episode_frames=self.max_episode_frames,
+        )
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(action)
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps // self.eval_freq <= self._evals_done:
+            return True
+        self._evals_done = self.num_timesteps // self.eval_freq
+        assert self._env is not None
+        result = evaluate_policy_protocol(
+            self._act,
+            protocol=self.protocol,
+            episodes=self.n_eval_episodes,
+            seed=self.seed,
+            epsilon=self.epsilon,
+            env=self._env,
+        )
+        self.last_result = result
+        self.timesteps.append(self.num_timesteps)
+        self.results.append(result)
+        self.logger.record("eval/paper_score", result.mean)
+        self.logger.record("eval/paper_score_std", result.std)
+        self.logger.record("eval/paper_score_median", result.median)
+        if result.human_normalized is not None:
+            self.logger.record("eval/paper_human_normalized", result.human_normalized)
+        self.logger.record("eval/paper_episode_frames", float(np.mean([e.frames for e in result.episodes])))
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        if self.verbose >= 1:
+            hns = "" if result.human_normalized is None else f", human-normalised {result.human_normalized:.1f}%"
+            print(
+                f"Paper-protocol eval ({self.protocol}) at {self.num_timesteps} steps: "
+                f"{result.mean:.2f} +/- {result.std:.2f} over {len(result.episodes)} episodes{hns}"
+            )
+        if self.log_path is not None:
+            self._write_files()
+        if result.mean > self.best_mean:
+            self.best_mean = result.mean
+            if self.callback is not None:
+                return self._on_event()
+        return True
+
+    def _write_files(self) -> None:
+        assert self.log_path is not None
+        frame_skip = get_protocol(self.protocol).frame_skip
+        timesteps = np.array(self.timesteps, dtype=np.int64)
+        hns = [r.human_normalized for r in self.results]
+        arrays = {
+            "timesteps": timesteps,
+            "frames": timesteps * frame_skip,
+            "results": np.array([[e.score for e in r.episodes] for r in self.results], dtype=np.float64),
+            "ep_lengths": np.array([[e.steps for e in r.episodes] for r in self.results], dtype=np.int64),
+            "ep_frames": np.array([[e.frames for e in r.episodes] for r in self.results], dtype=np.int64),
+            "noops": np.array([[e.noops for e in r.episodes] for r in self.results], dtype=np.int64),
+            "human_normalized": np.array([math.nan if h is None else h for h in hns], dtype=np.float64),
+            "protocol": np.array(self.protocol),
+            "epsilon": np.array(self.epsilon),
+        }
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]
+        atomic_write_bytes(self.log_path / "evaluations_nature.npz", buffer.getvalue())
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(
+            [
+                "timesteps",
+                "frames",
+                "mean",
+                "std",
+                "median",
+                "min",
+                "max",
+                "human_normalized",
+                "n_episodes",
+                "protocol",
+                "epsilon",
+            ]
+        )
+        for step, r, h in zip(self.timesteps, self.results, hns, strict=True):
+            writer.writerow(
+                [
+                    step,
+                    step * frame_skip,
+                    r.mean,
+                    r.std,
+                    r.median,
+                    r.min,
+                    r.max,
+                    "" if h is None else h,
+                    len(r.episodes),
+                    self.protocol,
+                    self.epsilon,
+                ]
+            )
+        atomic_write_bytes(self.log_path / "evaluations_nature.csv", text.getvalue().encode())
+
+    def _on_training_end(self) -> None:
+        if self._env is not None:
+            self._env.close()
+
+
+class _SaveBestModel(BaseCallback):
+    """Saves ``best_model.zip`` when the paper-protocol score improves (what SB3's EvalCallback does)."""
+
+    def __init__(self, folder: str) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def _on_step(self) -> bool:
+        self.model.save(os.path.join(self.folder, "best_model"))
+        return True
+
+
+class PaperProtocolEvalCallback(NatureEvalCallback):
+    """What rl-zoo3's ``--eval-freq`` builds once this module is imported: SB3 ``EvalCallback``'s arguments,
+    the paper's evaluation. ``eval_freq`` counts calls as rl-zoo3 passes it (already divided by ``n_envs``)."""
+
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        callback_on_new_best: BaseCallback | None = None,
+        n_eval_episodes: int = 5,
+        eval_freq: int = 10_000,
+        log_path: str | None = None,
+        best_model_save_path: str | None = None,
+        **_ignored: Any,  # deterministic, render, warn: the protocol fixes ε = 0.05
+    ) -> None:
+        eval_env.close()  # the training-wrapper env rl-zoo3 built is not the paper's
+        self._eval_freq_calls = int(eval_freq)
+        saver = _SaveBestModel(best_model_save_path) if best_model_save_path else None
+        super().__init__(
+            eval_freq=eval_freq, n_eval_episodes=n_eval_episodes, log_path=log_path, callback_on_new_best=saver
+        )
+
+    def _init_callback(self) -> None:
+        self.eval_freq = self._eval_freq_calls * self.training_env.num_envs
+        super()._init_callback()
+
+
+class PaperProtocolTrialEvalCallback(PaperProtocolEvalCallback):
+    """rl-zoo3's ``TrialEvalCallback`` (same arguments, same ``trial.report``/pruning and ``is_pruned``,
+    ``last_mean_reward``), scoring with the paper's protocol: ε = 0.05, 1-30 no-op starts, raw game score over all
+    lives, 18,000-frame cap (:class:`~sb3_dqn_atari.evaluation.NatureEvalCallback`), every ``eval_freq`` calls.
+    ``evaluations_nature.npz`` (and ``best_model.zip``) go to rl-zoo3's ``--optimization-log-path``/trial_<n>."""
+
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        trial: Any,
+        n_eval_episodes: int = 5,
+        eval_freq: int = 10_000,
+        deterministic: bool = True,
+        verbose: int = 0,
+        best_model_save_path: str | None = None,
+        log_path: str | None = None,
+    ) -> None:
+        super().__init__(
+            eval_env,
+            n_eval_episodes=n_eval_episodes,
+            eval_freq=eval_freq,
+            log_path=log_path,
+            best_model_save_path=best_model_save_path,
+        )
+        self.verbose = verbose
+        self.trial = trial
+        self.eval_idx = 0
+        self.is_pruned = False
+        self.last_mean_reward = -math.inf
+
+    def _on_step(self) -> bool:
+        evaluations = len(self.results)
+        keep_going = super()._on_step()
+        if len(self.results) == evaluations:
+            return keep_going
+        self.eval_idx += 1
+        self.last_mean_reward = self.results[-1].mean
+        self.trial.report(self.last_mean_reward, self.eval_idx)
+        if self.trial.should_prune():
+            self.is_pruned = True
+            return False
+        return keep_going

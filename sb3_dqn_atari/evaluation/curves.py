@@ -1,0 +1,393 @@
+"""Learning curves from rl-zoo3 run folders, to PNG.
+
+::
+
+    python -m sb3_dqn_atari.plot LOGDIR... [-o curve.png] [--window 100] [--band minmax|std]
+
+Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a folder of run folders
+(``logs/dqn``). Plotted, per game (one column each):
+
+* **training score** from the Monitor files (``*.monitor.csv``): the raw game score of every training game.
+  ``make_vec_env`` puts the Monitor directly on the ALE env, *under* our
+  :class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper`, so it sees unclipped rewards and whole games (a life
+  loss is terminal for the learner only). Its episode lengths count emulator frames there (one raw
+  frame per step of a ``NoFrameskip`` env), which is how the x positions are computed; smoothed over
+  ``--window`` games.
+* **evaluation score**: ``evaluations_nature.npz`` written by
+  :class:`~sb3_dqn_atari.evaluation.NatureEvalCallback` (the paper's protocol: Mnih et al. 2015, Methods;
+  or Machado et al. 2018), and rl-zoo3's own ``evaluations.npz`` (SB3 ``EvalCallback``: the training
+  wrapper and the model's own exploration, so *not* the paper's protocol) for comparison; the paper's DQN,
+  human and random scores (Extended Data Table 2) as horizontal lines.
+
+The x axis is agent steps (the paper's "frames" in Extended Data Table 1), with emulator frames (× 4, the
+action repeat) on the top axis. Evaluation points are placed at exact agent steps. Training points are exact
+in emulator frames, and shown at frames / 4 agent steps: the no-op frames after every life loss and the
+action repeats cut short by a life loss make that a slight over-estimate (a few percent).
+
+Each run folder is checked before it is read (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's YAML files,
+the Monitor headers' env ids, zip and ``.npz`` member sizes, ONNX files); ``--trust-remote-code`` skips the
+YAML and allow-list checks.
+
+With several runs of a game, their mean is drawn with a band: min–max (default) or ± one standard deviation
+across runs, on the range all runs cover. A single run's evaluation band is the ± std across its episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import atomic_file
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from sb3_dqn_atari.evaluation.scores import PaperScores
+
+
+#: rl-zoo3 / SB3 file names.
+MONITOR_GLOB = "*monitor.csv"
+NATURE_EVAL_FILE = "evaluations_nature.npz"
+ZOO_EVAL_FILE = "evaluations.npz"
+#: Points of the common grid when several training curves are averaged.
+GRID_POINTS = 200
+
+
+@dataclass
+class Curve:
+    """``y`` against agent steps ``x``; ``lo``/``hi`` optional band."""
+
+    x: np.ndarray
+    y: np.ndarray
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+
+@dataclass
+class RunData:
+    """What one rl-zoo3 run folder holds, as curves against agent steps."""
+
+    path: Path
+    env_id: str | None
+    train_raw: Curve | None = None  # one point per training game
+    evals: dict[str, Curve] = field(default_factory=dict)  # NATURE_EVAL_FILE / ZOO_EVAL_FILE -> mean per evaluation
+
+
+def _frames_per_monitor_step(env_id: str | None) -> float:
+    """Emulator frames per step of the env the Monitor wraps: 1 for ``NoFrameskip`` ids, the id's frameskip else."""
+    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
+        return 1.0
+    try:
+        import ale_py
+        import gymnasium as gym
+
+        gym.register_envs(ale_py)
+        frameskip = gym.spec(env_id).kwargs.get("frameskip", 1)
+    except Exception:  # an unknown id (another gym package): assume single frames
+        return 1.0
+    if isinstance(frameskip, (tuple, list)):  # v4 ids draw the skip uniformly from [low, high)
+        return (frameskip[0] + frameskip[1] - 1) / 2
+    return float(frameskip)
+
+
+def _monitor_env_id(run_dir: Path) -> str | None:
+    """The env id the first Monitor file's header records (its first line, read bounded)."""
+    for f in sorted(run_dir.glob(MONITOR_GLOB)):
+        with f.open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline(1 << 16)
+        with contextlib.suppress(ValueError):
+            header = json.loads(first[1:]) if first.startswith("#") else None
+            if isinstance(header, dict) and isinstance(header.get("env_id"), str):
+                return str(header["env_id"])
+    return None
+
+
+def read_monitor(run_dir: Path) -> tuple[np.ndarray, np.ndarray, str | None] | None:
+    """Episode scores and cumulative emulator frames at each episode's end, in time order, from every
+    Monitor file of ``run_dir`` (several with ``n_envs > 1``; SB3's ``load_results``); None when there is none or
+    it is empty."""
+    import pandas as pd
+    from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
+
+    try:
+        data = load_results(str(run_dir))
+        if len(data) and not {"r", "l", "t"} <= set(data.columns):
+            raise ValueError("no r, l, t columns")
+        scores, lengths = data["r"].to_numpy(dtype=np.float64), data["l"].to_numpy(dtype=np.float64)
+    except LoadMonitorResultsError:
+        return None
+    except (
+        AssertionError,
+        IndexError,
+        KeyError,
+        ValueError,
+        TypeError,
+        OverflowError,
+        RecursionError,
+        UnicodeDecodeError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    ) as exc:
+        raise UserError(
+            f"{run_dir}: a Monitor file ({MONITOR_GLOB}) is not a readable SB3 Monitor file ({exc.__class__.__name__})"
+        ) from exc
+    if not len(scores):
+        return None
+    env_id = _monitor_env_id(run_dir)
+    return scores, np.cumsum(lengths * _frames_per_monitor_step(env_id)), env_id
+
+
+def read_evaluations(path: Path) -> Curve | None:
+    """Mean score per evaluation (band: ± std across its episodes) from an ``evaluations*.npz``."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            timesteps = np.asarray(data["timesteps"], dtype=np.float64)
+            results = np.asarray(data["results"], dtype=np.float64)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path} is not an SB3 evaluations file ({exc.__class__.__name__}: {exc})") from exc
+    if len(timesteps) == 0:
+        return None
+    results = results.reshape(len(timesteps), -1)
+    mean, std = results.mean(axis=1), results.std(axis=1)
+    return Curve(timesteps, mean, mean - std, mean + std)
+
+
+def _env_from_folder(run_dir: Path) -> str | None:
+    match = re.fullmatch(r"(.+)_\d+", run_dir.name)
+    return match.group(1) if match else None
+
+
+def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
+    """The curves of one run folder (see the module docstring for what each file means), after the folder's
+    files are checked (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: a pulled or downloaded run folder is a
+    stranger's files; ``trust_remote_code`` skips the YAML and allow-list checks, not the zip bounds)."""
+    from sb3_dqn_atari.common.vetting import vet_run_folder
+
+    path = Path(run_dir)
+    vet_run_folder(path, trust_remote_code)
+    monitor = read_monitor(path)
+    run = RunData(path=path, env_id=monitor[2] if monitor else None)
+    if monitor is not None:
+        scores, frames, _ = monitor
+        run.train_raw = Curve(frames / ACTION_REPEAT, scores)
+    for name in (NATURE_EVAL_FILE, ZOO_EVAL_FILE):
+        curve = read_evaluations(path / name)
+        if curve is not None:
+            run.evals[name] = curve
+    if run.env_id is None:
+        run.env_id = _env_from_folder(path)
+    return run
+
+
+def smooth(y: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average over ``window`` points (fewer at the start)."""
+    if window <= 1 or len(y) == 0:
+        return y.astype(np.float64)
+    csum = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
+    idx = np.arange(1, len(y) + 1)
+    start = np.maximum(idx - window, 0)
+    return (csum[idx] - csum[start]) / (idx - start)
+
+
+def aggregate(curves: Sequence[Curve], band: str = "minmax", grid: np.ndarray | None = None) -> Curve | None:
+    """Mean of several curves and their spread (``"minmax"`` or ``"std"``) on the x range all of them cover.
+
+    ``grid``: the x positions (default: the union of the curves' x within the common range, capped at
+    ``GRID_POINTS`` evenly spaced points). None when the ranges do not overlap.
+    """
+    lo_x = max(float(c.x[0]) for c in curves)
+    hi_x = min(float(c.x[-1]) for c in curves)
+    if hi_x < lo_x:
+        return None
+    if grid is None:
+        xs = np.unique(np.concatenate([c.x for c in curves]))
+        grid = xs[(xs >= lo_x) & (xs <= hi_x)]
+        if len(grid) > GRID_POINTS:
+            grid = np.linspace(lo_x, hi_x, GRID_POINTS)
+    ys = np.stack([np.interp(grid, c.x, c.y) for c in curves])
+    mean = ys.mean(axis=0)
+    if band == "std":
+        std = ys.std(axis=0)
+        return Curve(grid, mean, mean - std, mean + std)
+    return Curve(grid, mean, ys.min(axis=0), ys.max(axis=0))
+
+
+def group_runs(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
+    """Runs of the same game together (by env id), in the order first seen."""
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        groups.setdefault(run.env_id or "unknown env", []).append(run)
+    return groups
+
+
+def _has_data(folder: Path) -> bool:
+    return any(folder.glob(MONITOR_GLOB)) or (folder / NATURE_EVAL_FILE).is_file() or (folder / ZOO_EVAL_FILE).is_file()
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
+    """Run folders: each path that holds Monitor/evaluation files, else its sub-folders that do."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise UserError(f"no such folder: {p}; pass rl-zoo3 run folders such as logs/dqn/BreakoutNoFrameskip-v4_1")
+        if _has_data(p):
+            found.append(p)
+            continue
+        subs = [s for s in sorted(p.iterdir()) if s.is_dir() and _has_data(s)]
+        if not subs:
+            raise UserError(
+                f"{p} holds no {MONITOR_GLOB}, {NATURE_EVAL_FILE} or {ZOO_EVAL_FILE} (nor do its sub-folders)"
+            )
+        found.extend(subs)
+    return found
+
+
+def _game_row(env_id: str | None) -> PaperScores | None:
+    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
+        return None
+    try:
+        from sb3_dqn_atari.atari.protocols import atari_game
+        from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
+
+        return PAPER_SCORES.get(atari_game(env_id))
+    except UserError:
+        return None
+
+
+def _millions(value: float, _pos: object = None) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _band(ax: Axes, curve: Curve, color: str, alpha: float, label: str | None = None) -> None:
+    if curve.lo is not None and curve.hi is not None:
+        ax.fill_between(curve.x, curve.lo, curve.hi, color=color, alpha=alpha, label=label)
+
+
+EVAL_LABELS = {
+    NATURE_EVAL_FILE: "evaluation, paper protocol (evaluations_nature.npz)",
+    ZOO_EVAL_FILE: "rl-zoo3 EvalCallback (evaluations.npz, not the paper's protocol)",
+}
+
+
+def plot_runs(
+    runs: Sequence[RunData], output: str | Path, window: int = 100, band: str = "minmax", dpi: int = 100
+) -> tuple[int, int]:
+    """Draw the runs (grouped by game) and save a PNG atomically; returns its ``(width, height)`` in pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    groups = group_runs(runs)
+    ncols = len(groups)
+    fig, axes = plt.subplots(2, ncols, figsize=(6.4 * ncols, 8.0), dpi=dpi, squeeze=False)
+    band_name = "min-max" if band == "minmax" else "± std"
+    for col, (env_id, members) in enumerate(groups.items()):
+        ax_train, ax_eval = axes[0, col], axes[1, col]
+        n = len(members)
+        # training games
+        trains = [r.train_raw for r in members if r.train_raw is not None]
+        if len(trains) == 1:
+            raw = trains[0]
+            ax_train.plot(raw.x, raw.y, ".", ms=2, alpha=0.25, color="C0", label="training game")
+            ax_train.plot(raw.x, smooth(raw.y, window), color="C0", label=f"mean of last {window} games")
+        elif trains:
+            smoothed = [Curve(c.x, smooth(c.y, window)) for c in trains]
+            agg = aggregate(smoothed, band)
+            if agg is None:
+                for i, c in enumerate(smoothed):
+                    ax_train.plot(c.x, c.y, color=f"C{i}", label=f"run {i + 1}")
+            else:
+                ax_train.plot(agg.x, agg.y, color="C0", label=f"mean of {len(trains)} runs ({window}-game average)")
+                _band(ax_train, agg, "C0", 0.25, band_name)
+        else:
+            ax_train.text(0.5, 0.5, "no Monitor files", ha="center", va="center", transform=ax_train.transAxes)
+        ax_train.set_title(f"{env_id}: training score (raw, full games){'' if n == 1 else f', {n} runs'}")
+        # evaluations
+        drew_eval = False
+        for k, name in enumerate((NATURE_EVAL_FILE, ZOO_EVAL_FILE)):
+            curves = [r.evals[name] for r in members if name in r.evals]
+            color = f"C{k + 1}"
+            if len(curves) == 1:
+                c = curves[0]
+                ax_eval.plot(c.x, c.y, "o-", ms=3, color=color, label=EVAL_LABELS[name])
+                _band(ax_eval, c, color, 0.2)
+                drew_eval = True
+            elif curves:
+                agg = aggregate(curves, band)
+                if agg is not None:
+                    ax_eval.plot(
+                        agg.x,
+                        agg.y,
+                        "o-",
+                        ms=3,
+                        color=color,
+                        label=f"{EVAL_LABELS[name]}, mean of {len(curves)} runs, band {band_name}",
+                    )
+                    _band(ax_eval, agg, color, 0.2)
+                    drew_eval = True
+        row = _game_row(None if env_id == "unknown env" else env_id)
+        if row is not None:
+            ax_eval.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
+            ax_eval.axhline(row.human, color="C3", ls=":", lw=1, label=f"human {row.human:g}")
+            ax_eval.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
+        if not drew_eval:
+            ax_eval.text(0.5, 0.5, "no evaluation files", ha="center", va="center", transform=ax_eval.transAxes)
+        ax_eval.set_title(f"{env_id}: evaluation score")
+        for ax in (ax_train, ax_eval):
+            ax.set_xlabel("agent steps")
+            ax.set_ylabel("score")
+            ax.xaxis.set_major_formatter(FuncFormatter(_millions))
+            ax.grid(alpha=0.3)
+            top = ax.secondary_xaxis("top", functions=(lambda s: s * ACTION_REPEAT, lambda f: f / ACTION_REPEAT))
+            top.set_xlabel(f"emulator frames (× {ACTION_REPEAT})")
+            top.xaxis.set_major_formatter(FuncFormatter(_millions))
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    try:
+        with atomic_file(output, ".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        width, height = (round(float(v)) for v in fig.get_size_inches() * dpi)
+        plt.close(fig)
+    return width, height
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    """``python -m sb3_dqn_atari.plot``: check the output, read the runs, draw them."""
+    if args.window < 1:
+        raise UserError("--window must be at least 1")
+    out: Path = args.output
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: the output is a PNG; name it *.png")
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise UserError(f"cannot write {out}: it is a folder")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {out}: {parent} is not a writable folder")
+    runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
+    if not any(r.train_raw is not None or r.evals for r in runs):
+        raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")
+    width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi)
+    print(f"wrote {out} ({width}x{height}) from {len(runs)} run(s)")
+    return 0

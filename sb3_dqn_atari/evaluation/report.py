@@ -1,0 +1,267 @@
+"""Evaluating a model file with the paper's protocol, as ``python -m sb3_dqn_atari.evaluate`` does: an :class:`Agent`
+from an SB3 zip, an rl-zoo3 run folder or an exported ``.onnx`` file, the episodes, the printed report and
+``results.json`` (the keys huggingface_sb3 / rl-zoo3 write, plus the protocol's details and every episode), and
+the first episode as an MP4."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sb3_dqn_atari.atari.protocols import ProtocolEnv, atari_game, make_eval_env
+from sb3_dqn_atari.common.env_ids import current_env_id
+from sb3_dqn_atari.common.errors import EXIT_INTERRUPTED, UserError
+from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes
+from sb3_dqn_atari.evaluation.protocol import (
+    EpisodeResult,
+    EvalResult,
+    evaluate_policy_protocol,
+    protocol_settings,
+)
+
+#: The emulator runs at 60 Hz; the video shows every frame in real time.
+VIDEO_FPS = 60
+
+
+@dataclass
+class Agent:
+    """What the evaluation needs from a model, whatever its format."""
+
+    act: Callable[[np.ndarray], Any]
+    n_actions: int
+    obs_shape: tuple[int, ...]
+    env_id: str | None
+    source: str
+    action_meanings: list[str] | None = None
+
+
+def _load_onnx(path: Path) -> Agent:
+    try:
+        from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, OnnxAgent, PlayerError
+    except ImportError as exc:  # the runtime needs onnxruntime
+        raise UserError(f"evaluating an .onnx model needs sb3_dqn_atari.onnx.runtime and onnxruntime ({exc})") from exc
+    try:
+        agent = OnnxAgent(path)  # checks the file first: no external data, no custom operator domain
+        agent.metadata.preprocessing.check_supported()
+    except PlayerError as exc:
+        raise UserError(str(exc)) from exc
+    meta = agent.metadata
+    if meta.preprocessing.wrapper != NATURE_WRAPPER:
+        raise UserError(f"{path} was exported for {meta.env_id} without Atari preprocessing; nothing to evaluate here")
+    return Agent(
+        act=agent.predict,
+        n_actions=meta.n_actions,
+        obs_shape=tuple(meta.observation_shape),
+        env_id=meta.env_id,
+        source=str(path),
+        action_meanings=list(meta.action_meanings),
+    )
+
+
+def load_for_evaluation(
+    model: str,
+    env_id: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    trust_remote_code: bool = False,
+) -> Agent:
+    """An :class:`Agent` for an SB3 zip, an rl-zoo3 run folder or an exported ``.onnx`` file.
+
+    SB3 models act greedily (``predict(deterministic=True)``): the protocol adds its own ε. ``threads``: torch's
+    intra-op threads (None: unchanged); ONNX models run on one onnxruntime thread.
+    """
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise UserError(f"no such file: {path}; pass an SB3 .zip, an rl-zoo3 log folder or an exported .onnx")
+        return _load_onnx(path)
+    import torch
+    from gymnasium import spaces
+
+    from sb3_dqn_atari.loading import load_agent
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    sb3_model, source = load_agent(path, device=device, env_id=env_id, trust_remote_code=trust_remote_code)
+    if not isinstance(sb3_model.action_space, spaces.Discrete):
+        raise UserError(f"{source.zip_path} acts in {sb3_model.action_space}; Atari evaluation needs discrete actions")
+    shape = sb3_model.observation_space.shape
+    if shape is None:
+        raise UserError(f"{source.zip_path} has an observation space without a shape ({sb3_model.observation_space})")
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        action, _ = sb3_model.predict(obs, deterministic=True)
+        return np.asarray(action)
+
+    return Agent(
+        act=act,
+        n_actions=int(sb3_model.action_space.n),
+        obs_shape=tuple(int(s) for s in shape),
+        env_id=source.env_id,
+        source=str(source.zip_path),
+    )
+
+
+def _check_output(path: Path | None, what: str) -> None:
+    """Fail early (before any episode) when ``path`` cannot be written."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; pass a file name")
+    if not parent.is_dir():
+        raise UserError(f"cannot write {what} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {what} {path}: permission denied")
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def format_report(result: EvalResult) -> str:
+    """The per-episode table and the summary, as printed."""
+    lines = [f"{'episode':>7}  {'score':>10}  {'steps':>6}  {'frames':>6}  {'no-ops':>6}  end"]
+    for i, e in enumerate(result.episodes, 1):
+        end = "frame cap" if e.truncated else "game over"
+        lines.append(f"{i:>7}  {e.score:>10.1f}  {e.steps:>6}  {e.frames:>6}  {e.noops:>6}  {end}")
+    s = result.settings
+    start = f"1-{s['noop_max']} no-op starts" if s["noop_max"] else f"sticky actions p={s['repeat_action_probability']}"
+    lines.append("")
+    lines.append(
+        f"{result.env_id}, {result.protocol} protocol ({start}, epsilon={result.epsilon}, "
+        f"{s['max_episode_frames']:,}-frame cap, raw score over all lives), seed {result.seed}, "
+        f"{len(result.episodes)} episodes{' (interrupted)' if result.interrupted else ''}"
+    )
+    if not result.episodes:
+        lines.append("no episode finished")
+        return "\n".join(lines)
+    lines.append(
+        f"score: {result.mean:.2f} ± {result.std:.2f} (mean ± std), median {result.median:.1f}, "
+        f"min {result.min:.1f}, max {result.max:.1f}"
+    )
+    paper = result.paper
+    if paper is None:
+        lines.append(f"human-normalised: n/a ({result.game} is not in the paper's table)")
+    else:
+        lines.append(
+            f"human-normalised: {_fmt(result.human_normalized)}%  "
+            f"(paper's random {paper.random:g}, human {paper.human:g})"
+        )
+        lines.append(
+            f"paper's DQN (Mnih et al. 2015, Ext. Data Table 2): {paper.dqn:g} ± {paper.dqn_std:g} "
+            f"(human-normalised {paper.normalize(paper.dqn):.1f}%)   this agent: {result.mean:.1f}"
+        )
+    if result.protocol != "nature" and paper is not None:
+        lines.append("note: the paper's numbers come from the nature protocol")
+    return "\n".join(lines)
+
+
+def results_json(result: EvalResult, model: str, when: datetime.datetime) -> bytes:
+    data: dict[str, Any] = result.to_dict()
+    data["eval_datetime"] = when.isoformat()
+    data["model"] = model
+    return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
+
+
+def _game_or_none(env_id: str) -> str | None:
+    try:
+        return atari_game(env_id)
+    except UserError:
+        return None
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``python -m sb3_dqn_atari.evaluate``: check the arguments and outputs, load the agent, play the episodes
+    (Ctrl-C: the episodes done so far are reported), write ``results.json`` and the video, print the report. One
+    function: the order (outputs checked before the slow load, the JSON written before anything is printed) is
+    the point."""
+    if args.episodes <= 0:
+        raise UserError("--episodes must be at least 1")
+    if not 0.0 <= args.epsilon <= 1.0:
+        raise UserError("--epsilon must be within [0, 1]")
+    if args.max_frames <= 0:
+        raise UserError("--max-frames must be positive")
+    _check_output(args.output, "the results file")
+    _check_output(args.video, "the video")
+
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    agent = load_for_evaluation(args.model, args.env, args.device, args.threads, args.trust_remote_code)
+    env_id = args.env or agent.env_id
+    env_id = current_env_id(env_id) if env_id else None
+    if env_id is None:
+        raise UserError(f"no env id recorded with {args.model}; pass --env, e.g. --env BreakoutNoFrameskip-v4")
+    env: ProtocolEnv = make_eval_env(
+        env_id,
+        args.protocol,
+        args.seed,
+        n_actions=agent.n_actions,
+        obs_shape=agent.obs_shape,
+        max_episode_frames=args.max_frames,
+    )
+    meanings = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
+    if agent.action_meanings is not None and agent.action_meanings != meanings:
+        env.close()
+        raise UserError(f"{env_id} has actions {meanings}; the model was exported with {agent.action_meanings}")
+    if agent.env_id is not None and env.eval_info.game != _game_or_none(agent.env_id):
+        print(f"note: the model was trained on {agent.env_id}, evaluating it on {env_id}", file=sys.stderr)
+
+    video = Mp4Writer(args.video, VIDEO_FPS) if args.video is not None else None
+    done: list[EpisodeResult] = []
+
+    def on_episode(index: int, episode: EpisodeResult) -> None:
+        done.append(episode)
+        if index == 0 and video is not None:
+            video.finish()
+
+    interrupted = False
+    started = datetime.datetime.now()
+    try:
+        result = evaluate_policy_protocol(
+            agent.act,
+            protocol=args.protocol,
+            episodes=args.episodes,
+            seed=args.seed,
+            epsilon=args.epsilon,
+            env=env,
+            on_episode=on_episode,
+            first_episode_frames=video,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        info = env.eval_info
+        result = EvalResult(
+            env_id=info.env_id,
+            game=info.game,
+            protocol=info.protocol.name,
+            epsilon=args.epsilon,
+            seed=args.seed,
+            settings=protocol_settings(info),
+            episodes=list(done),
+            interrupted=True,
+        )
+        print("\ninterrupted: reporting the episodes done so far", file=sys.stderr)
+    finally:
+        if video is not None:
+            video.abort()  # removes the temp file when the first episode did not finish; no-op after finish()
+        env.close()
+
+    if result.episodes:  # written before anything is printed: a closed stdout (| head) cannot lose them
+        atomic_write_bytes(args.output, results_json(result, agent.source, started))
+    print(format_report(result))
+    if result.episodes:
+        print(f"wrote {args.output}")
+        if video is not None and args.video.exists() and done:
+            print(f"wrote {args.video}")
+    return EXIT_INTERRUPTED if interrupted else 0
