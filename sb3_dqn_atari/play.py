@@ -23,14 +23,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import UserError
-from sb3_dqn_atari.common.files import Mp4Writer
-from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
-
-#: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
-DEFAULT_MAX_FRAMES = 18_000
-#: Nearest-neighbour upscaling of the 210×160 screen in videos (players and encoders like bigger frames).
-VIDEO_SCALE = 2
+from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.onnx.play import DEFAULT_MAX_FRAMES, play_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,67 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> list[EpisodeResult]:
-    if args.episodes < 1:
-        raise PlayerError(f"--episodes must be at least 1, got {args.episodes}")
-    agent = OnnxAgent(args.model, intra_op_num_threads=args.threads)
-    meta = agent.metadata
-    atari = meta.preprocessing.wrapper != "none"
-    max_frames = args.max_frames if atari and args.max_frames > 0 else None
-    print(f"{args.model}: {meta.algorithm} on {meta.env_id}, {meta.n_actions} actions, epsilon {args.epsilon}")
-    writer = None
-    if args.video is not None:
-        fps = 60.0 / meta.preprocessing.frame_skip if atari else 30.0
-        if args.video.suffix.lower() != ".mp4":
-            raise PlayerError(f"the video {args.video} should end in .mp4")
-        if args.video.is_dir():
-            raise PlayerError(f"the video {args.video} is a folder; pass a file name")
-        try:
-            writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
-        except OSError as exc:
-            raise PlayerError(f"cannot write the video {args.video}: {exc.strerror or exc}") from exc
-
-    def on_episode(index: int, result: EpisodeResult) -> None:
-        frames = f", {result.frames} frames" if result.frames is not None else ""
-        cut = " (cut at the frame limit)" if result.truncated else ""
-        print(f"episode {index + 1}: score {result.score:g}, {result.steps} steps{frames}{cut}")
-
-    try:
-        results = agent.play(
-            episodes=args.episodes,
-            seed=args.seed,
-            epsilon=args.epsilon,
-            max_episode_frames=max_frames,
-            render_mode="human" if args.render else ("rgb_array" if writer is not None and not atari else None),
-            on_frame=writer,
-            on_episode=on_episode,
-        )
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is not None:
-        writer.finish()
-        print(f"wrote {args.video} ({writer.frames} frames)")
-    s = summarize(results)
-    print(
-        f"{int(s['episodes'])} episode(s): score {s['mean']:.1f} ± {s['std']:.1f} "
-        f"(min {s['min']:g}, max {s['max']:g}); {int(s['steps'])} agent steps at {s['steps_per_second']:.0f} steps/s"
-    )
-    return results
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        run(args)
-    except UserError as exc:  # PlayerError, and the ONNX file checks (sb3_dqn_atari.common.onnx_check)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(lambda: play_command(args), "")
 
 
 if __name__ == "__main__":

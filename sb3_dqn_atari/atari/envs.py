@@ -31,3 +31,17 @@ def make_env(
             raise error(f"cannot open a window for {env_id} ({exc.__class__.__name__}: {text})") from exc
         args = f" with {json.dumps(env_kwargs, default=str)[:120]}" if env_kwargs else ""
         raise error(f"cannot make env {env_id!r}{args}: {text}") from exc
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether ``env_id`` is an ALE env (a :class:`UserError` for an unknown id)."""
+    try:
+        import ale_py
+
+        gym.register_envs(ale_py)
+    except ImportError:
+        pass
+    try:
+        return "ale_py" in str(gym.spec(env_id).entry_point)
+    except gym.error.Error as exc:
+        raise UserError(f"unknown env id {env_id!r} ({exc})") from exc

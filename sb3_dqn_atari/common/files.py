@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sb3_dqn_atari.common.errors import UserError
 
 
 def set_default_permissions(path: str | Path) -> None:
@@ -78,6 +81,47 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (:func:`atomic_file`)."""
     with atomic_file(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A temporary folder next to ``final``; removed unless the caller moved it into place, and so are the
+    parent folders it had to create when ``final`` was not placed."""
+    created = make_parents(final.parent)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+    except BaseException:
+        remove_empty(created)
+        raise
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets a plain mkdir's permissions
+    try:
+        yield tmp
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            remove_empty(created)
+
+
+def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
+    """``os.rename`` ``staged`` to ``final``; with ``force`` an existing ``final`` is replaced (old one removed
+    only after the new one is in place)."""
+    old: Path | None = None
+    if final.exists():
+        if not force:
+            raise UserError(f"{final} already exists; pass --force to replace it, or --exp-id 0 for a new folder")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+    try:
+        os.rename(staged, final)
+    except OSError:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 class Mp4Writer:

@@ -50,7 +50,7 @@ import numpy as np
 import onnx
 from gymnasium import spaces
 
-from sb3_dqn_atari.atari.envs import make_env
+from sb3_dqn_atari.atari.envs import is_atari, make_env
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, set_metadata, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
@@ -144,16 +144,6 @@ def config_int(values: dict[str, Any], key: str, default: int, low: int = 0, hig
     return int(value)
 
 
-def _is_atari(env_id: str) -> bool:
-    import gymnasium as gym
-
-    try:
-        entry = str(gym.spec(env_id).entry_point)
-    except gym.error.Error as exc:
-        raise UserError(f"unknown env id {env_id!r} ({exc})") from exc
-    return "ale_py" in entry
-
-
 def preprocessing_for(
     model: BaseAlgorithm, env_id: str, hyperparams: dict[str, Any], choice: str = "auto"
 ) -> tuple[PreprocessingSpec, int, list[str]]:
@@ -172,7 +162,7 @@ def preprocessing_for(
         if entries:
             notes.append(f"env_wrapper {[name for name, _ in entries]} ignored: observations are used as they are")
         return PreprocessingSpec(wrapper=NO_WRAPPER), max(frame_stack, 1), notes
-    if not _is_atari(env_id):
+    if not is_atari(env_id):
         raise UserError(f"{env_id} is not an ALE env: the Nature preprocessing applies to Atari games only")
     kwargs: dict[str, Any] = {}
     recorded = [(name, kw) for name, kw in entries if name.rsplit(".", 1)[-1] == NATURE_WRAPPER]

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
@@ -23,6 +22,7 @@ from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
     Q_VALUES_NAME,
+    inference_session,
 )
 
 if TYPE_CHECKING:
@@ -95,15 +95,9 @@ def reference_actions(model: BaseAlgorithm, observations: np.ndarray, batch_size
     return np.concatenate(chunks).astype(np.int64)
 
 
-def _session(path: str | Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: str | Path, observations: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """``(q_values, actions)`` of the graph at ``path`` on ``observations``, in batches."""
-    session = _session(path)
+    session = inference_session(str(path))
     qs, actions = [], []
     for start in range(0, len(observations), batch_size):
         q, a = session.run([Q_VALUES_NAME, ACTION_NAME], {INPUT_NAME: observations[start : start + batch_size]})

@@ -1,0 +1,265 @@
+"""``python -m sb3_dqn_atari.train``: rl-zoo3's ``train`` with exact checkpoints and resume (:func:`zoo_train`).
+
+rl-zoo3's ``train()`` reads ``sys.argv`` and builds ``rl_zoo3.train.ExperimentManager`` itself, with no argument
+for either: :func:`zoo_train` runs it with the remaining arguments as ``sys.argv`` and, as its
+``ExperimentManager``, :class:`ResumableExperimentManager` bound to this call's :class:`TrainSession`
+(``functools.partial``), both put back afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import ALGOS
+
+from sb3_dqn_atari.agent.memory import ReplayMemoryError
+from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
+from sb3_dqn_atari.checkpoint.state import CheckpointError
+from sb3_dqn_atari.checkpoint.store import MANIFEST_FILE, MODEL_FILE, Checkpoint, latest_checkpoint, load_checkpoint
+from sb3_dqn_atari.common.errors import UserError
+
+#: exit status for bad input (as the other commands)
+EXIT_USAGE = 2
+
+
+@dataclass
+class TrainSession:
+    """What this command adds to one rl-zoo3 ``train()`` call, and what it learns from it."""
+
+    argv: list[str]
+    checkpoint_freq: int = 0
+    checkpoint_keep: int = 2
+    resume: Checkpoint | None = None
+    learning: bool = False
+    run_folders: list[str] = field(default_factory=list)
+
+
+class ResumableExperimentManager(ExperimentManager):
+    """rl-zoo3's ExperimentManager with exact checkpoints and resume (see :mod:`sb3_dqn_atari.train`).
+
+    :param session: this training command's options and state (the other arguments are rl-zoo3's)
+    """
+
+    def __init__(self, *args: Any, session: TrainSession, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.session = session
+        if session.resume is not None:
+            self.continue_training = True  # build the model with _load_pretrained_agent below
+
+    def setup_experiment(self) -> Any:
+        if not os.path.exists(self.save_path):
+            self.session.run_folders.append(self.save_path)
+        return super().setup_experiment()
+
+    def create_callbacks(self) -> None:
+        super().create_callbacks()
+        session = self.session
+        ours = [c for c in self.callbacks if isinstance(c, ResumableCheckpointCallback)]
+        if not ours and (session.checkpoint_freq > 0 or session.resume is not None):
+            ours = [
+                ResumableCheckpointCallback(
+                    save_freq=session.checkpoint_freq,
+                    save_path=os.path.join(self.save_path, "checkpoints"),
+                    keep=session.checkpoint_keep,
+                    verbose=self.verbose,
+                )
+            ]
+            self.callbacks += ours
+        for callback in ours:
+            callback.argv = list(session.argv)
+            if callback.save_path is None:
+                callback.save_path = os.path.join(self.save_path, "checkpoints")
+            if session.resume is not None:
+                callback.resume_from = str(session.resume.path)
+
+    def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: Any) -> Any:
+        checkpoint = self.session.resume
+        if checkpoint is None:
+            return super()._load_pretrained_agent(hyperparams, env)
+        cls = ALGOS[self.algo]
+        recorded = str(checkpoint.manifest.get("algorithm", ""))
+        if recorded not in _dotted_names(cls):
+            raise CheckpointError(
+                f"{checkpoint.path} holds a {recorded} agent; --algo {self.algo} builds {cls.__name__}"
+            )
+        print(f"Resuming from {checkpoint.path} (step {checkpoint.num_timesteps:,})")
+        model, _ = load_checkpoint(
+            checkpoint.path,
+            env=env,
+            device=self.device,
+            cls=cls,
+            tensorboard_log=self.tensorboard_log,
+            verbose=self.verbose,
+        )
+        return model
+
+    def learn(self, model: Any) -> None:
+        self.session.learning = True
+        if self.session.resume is None:
+            super().learn(model)
+            return
+        # rl-zoo3's learn, but going on: reset_num_timesteps=False, up to the same total.
+        remaining = self.n_timesteps - model.num_timesteps
+        if remaining <= 0:
+            print(f"The checkpoint is at step {model.num_timesteps:,} >= {self.n_timesteps:,}: nothing to train")
+            return
+        kwargs: dict[str, Any] = {}
+        if self.log_interval > -1:
+            kwargs["log_interval"] = self.log_interval
+        elif self.log_interval < -1:
+            kwargs["log_interval"] = None
+        if self.callbacks:
+            kwargs["callback"] = self.callbacks
+        try:
+            model.learn(remaining, reset_num_timesteps=False, **kwargs)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if self.callbacks:
+                self.callbacks[0].on_training_end()
+            with contextlib.suppress(EOFError):
+                model.env.close()
+
+
+def _dotted_names(cls: type) -> set[str]:
+    """``module.Class`` of ``cls`` as a manifest records it, today and before the layering (``_legacy``)."""
+    from sb3_dqn_atari._legacy import old_name
+
+    return {f"{cls.__module__}.{cls.__qualname__}", f"{old_name(cls.__module__)}.{cls.__qualname__}"}
+
+
+def own_options() -> argparse.ArgumentParser:
+    """This command's options, beside rl-zoo3's."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sb3_dqn_atari.train",
+        add_help=False,
+        description="rl-zoo3's train (NatureDQN as --algo dqn) with exact checkpoints and resume; "
+        "all rl-zoo3 train arguments apply.",
+    )
+    parser.add_argument("--checkpoint-freq", type=int, default=0, help="exact checkpoint every N agent steps (0: off)")
+    parser.add_argument("--checkpoint-keep", type=int, default=2, help="checkpoints to keep (default 2)")
+    parser.add_argument("--resume", default=None, help="checkpoint, checkpoints folder or run folder to go on from")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="with --resume: skip the checks of the run folder's yml files and of the command line the checkpoint "
+        "records (for checkpoints you trust; resuming always unpickles the checkpoint)",
+    )
+    return parser
+
+
+def _without_resume(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume":
+            skip = True
+        elif not arg.startswith("--resume=") and arg != "--trust-remote-code":
+            out.append(arg)
+    return out
+
+
+def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_remote_code: bool) -> None:
+    """What ``--resume`` reads as plain files, checked before anything is unpickled: the run folder around the
+    checkpoint (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
+    checkpoint's ``model.zip`` (member sizes: SB3 reads them whole), and the command line it records when that is
+    reused (:func:`sb3_dqn_atari.common.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
+    from sb3_dqn_atari.common.bounded_zip import check_zip
+    from sb3_dqn_atari.common.trust import check_zoo_argv
+    from sb3_dqn_atari.common.vetting import vet_run_folder
+
+    if checkpoint.path.parent.name == "checkpoints":
+        vet_run_folder(checkpoint.path.parent.parent, trust_remote_code)
+    if (checkpoint.path / MODEL_FILE).is_file():
+        check_zip(checkpoint.path / MODEL_FILE, what="SB3 model zip")
+    if reused_argv is not None and not trust_remote_code:
+        check_zoo_argv(reused_argv, str(checkpoint.path / MANIFEST_FILE))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    known = (CheckpointError, ReplayMemoryError, UserError)
+    return text if isinstance(exc, known) else f"{exc.__class__.__name__}: {text}"
+
+
+def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[TrainSession, list[str]]:
+    """This command's options read, the checkpoint to resume found and checked: the session, and rl-zoo3's
+    arguments. ``--resume`` alone reuses the checkpoint's command line (our options given now win)."""
+    ours, rest = parser.parse_known_args(argv)
+    if ours.checkpoint_freq < 0 or ours.checkpoint_keep < 1:
+        raise CheckpointError("--checkpoint-freq must be >= 0 and --checkpoint-keep >= 1")
+    if ours.resume is not None and {"-i", "--trained-agent"} & {a.split("=")[0] for a in rest}:
+        raise CheckpointError("--resume and -i/--trained-agent exclude each other: pass one")
+    resume = latest_checkpoint(ours.resume) if ours.resume is not None else None
+    reused: list[str] | None = None
+    if resume is not None and not rest:
+        recorded = resume.manifest.get("argv", [])
+        if not isinstance(recorded, list):
+            raise CheckpointError(f"{resume.path}/{MANIFEST_FILE}: 'argv' is not a list of arguments")
+        reused = [str(a) for a in recorded]
+        argv = reused + argv
+        ours, rest = parser.parse_known_args(argv)
+    if resume is not None:
+        resume.verify(hashes=False)
+        _vet_resume(resume, reused, ours.trust_remote_code)
+    return TrainSession(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume), rest
+
+
+@contextlib.contextmanager
+def _zoo_train_with(session: TrainSession, rest: list[str]) -> Iterator[Any]:
+    """``rl_zoo3.train`` with ``rest`` as its command line and :class:`ResumableExperimentManager` bound to
+    ``session`` as its ``ExperimentManager``, both put back afterwards (``train()`` takes neither as an argument)."""
+    import rl_zoo3.train as zoo_module
+
+    saved_argv, saved_manager = sys.argv, zoo_module.ExperimentManager
+    sys.argv = [sys.argv[0], *rest]
+    zoo_module.ExperimentManager = functools.partial(ResumableExperimentManager, session=session)  # type: ignore[misc]
+    try:
+        yield zoo_module
+    finally:
+        sys.argv, zoo_module.ExperimentManager = saved_argv, saved_manager  # type: ignore[misc]
+
+
+def zoo_train(argv: list[str] | None = None) -> int:
+    """``python -m sb3_dqn_atari.train``: rl-zoo3's ``train`` with ``--checkpoint-freq``, ``--checkpoint-keep``
+    and ``--resume`` (see :mod:`sb3_dqn_atari.train`); returns the exit status (2: bad input, one line on
+    stderr, and the run folder it had begun removed). NatureDQN must be registered (``sb3_dqn_atari.zoo``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = own_options()
+    if {"-h", "--help"} & set(parser.parse_known_args(argv)[1]):
+        print(parser.format_help())
+    try:
+        session, rest = _session_from(argv, parser)
+    except (CheckpointError, UserError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    with _zoo_train_with(session, rest) as zoo_module:
+        try:
+            zoo_module.train()
+        except ReplayMemoryError as exc:
+            _remove_run_folders(session)
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        except Exception as exc:
+            if session.learning:  # a failure while training is not bad input: the full traceback
+                raise
+            _remove_run_folders(session)
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+    return 0
+
+
+def _remove_run_folders(session: TrainSession) -> None:
+    """Remove the run folders this command created before failing (no partial output)."""
+    for folder in session.run_folders:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,198 @@
+"""What ``push_to_hub`` says about the evaluation: the paper's protocol for Atari games, SB3's ``evaluate_policy``
+(greedy) for other envs; ``results.json`` and ``replay.mp4`` in the repo folder."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sb3_dqn_atari.atari.envs import make_env
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+
+
+#: huggingface_sb3 / rl-zoo3 default number of evaluation episodes (the paper used 30: pass --episodes 30).
+DEFAULT_EPISODES = 10
+#: rl-zoo3's ``-n`` default (agent steps recorded).
+DEFAULT_VIDEO_LENGTH = 1000
+RESULTS_FILE = "results.json"
+VIDEO_FILE = "replay.mp4"
+
+
+@dataclass
+class EvalSummary:
+    """What the model card says about the evaluation."""
+
+    mean: float
+    std: float
+    episodes: int
+    protocol: str
+    description: str
+    results: dict[str, Any]
+
+
+@dataclass
+class PushOptions:
+    """How to evaluate and record the agent."""
+
+    episodes: int = DEFAULT_EPISODES
+    protocol: str = "nature"
+    seed: int = 0
+    epsilon: float | None = None  # None: the protocol's (0.05 for Atari), greedy for other envs
+    max_frames: int | None = None  # None: the paper's 18,000-frame cap
+    video_length: int = DEFAULT_VIDEO_LENGTH
+    progress: bool = True
+    trust_remote_code: bool = False  # read the run's rl-zoo3 files with rl-zoo3's own YAML reader, unchecked
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+class _FrameCap:
+    """Passes at most ``limit`` frames to ``sink`` (the video of the first episode, capped)."""
+
+    def __init__(self, sink: Any, limit: int) -> None:
+        self.sink, self.limit, self.frames = sink, limit, 0
+
+    def __call__(self, frame: Any) -> None:
+        if self.frames < self.limit:
+            self.sink(frame)
+            self.frames += 1
+
+
+def evaluate_atari(
+    model: BaseAlgorithm, env_id: str, folder: Path, options: PushOptions, model_file: str
+) -> EvalSummary:
+    """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`); ``replay.mp4`` is the
+    first episode's raw screens."""
+    import numpy as np
+
+    from sb3_dqn_atari.atari.protocols import make_eval_env
+    from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+    from sb3_dqn_atari.common.files import Mp4Writer
+    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, evaluate_policy_protocol
+    from sb3_dqn_atari.evaluation.report import VIDEO_FPS, results_json
+
+    epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
+    env = make_eval_env(
+        env_id,
+        options.protocol,
+        options.seed,
+        n_actions=int(model.action_space.n),  # type: ignore[attr-defined]
+        obs_shape=model.observation_space.shape,
+        max_episode_frames=options.max_frames or EVAL_MAX_FRAMES,
+    )
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=True)[0])
+
+    video = Mp4Writer(folder / VIDEO_FILE, VIDEO_FPS) if options.video_length > 0 else None
+    sink = _FrameCap(video, options.video_length * env.eval_info.protocol.frame_skip + 1) if video else None
+    started = datetime.datetime.now()
+    try:
+        result = evaluate_policy_protocol(
+            act,
+            protocol=options.protocol,
+            episodes=options.episodes,
+            seed=options.seed,
+            epsilon=epsilon,
+            env=env,
+            first_episode_frames=sink,
+            progress=options.progress,
+        )
+        if video is not None:
+            video.finish()
+    finally:
+        if video is not None:
+            video.abort()  # no-op after finish()
+        env.close()
+    (folder / RESULTS_FILE).write_bytes(results_json(result, model_file, started))
+    settings = result.settings
+    description = (
+        f"{result.protocol} protocol: {settings['protocol_description']}, ε = {result.epsilon:g}, "
+        f"{settings['max_episode_frames']:,}-frame cap, raw score summed over all lives"
+    )
+    return EvalSummary(result.mean, result.std, len(result.episodes), result.protocol, description, result.to_dict())
+
+
+def evaluate_other(
+    model: BaseAlgorithm,
+    env_id: str,
+    folder: Path,
+    options: PushOptions,
+    model_file: str,
+    env_kwargs: dict[str, Any],
+    frame_stack: int,
+) -> EvalSummary:
+    """Non-Atari envs (no paper protocol): SB3's ``evaluate_policy`` with greedy actions; ``replay.mp4`` from
+    ``render()`` of the first episode."""
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
+
+    from sb3_dqn_atari.common.files import Mp4Writer
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering; SDL complains without a display
+
+    def make() -> gym.Env:
+        return Monitor(make_env(env_id, env_kwargs, "rgb_array"))
+
+    venv: VecEnv = DummyVecEnv([make])
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
+    venv.seed(options.seed)
+    fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
+    video = Mp4Writer(folder / VIDEO_FILE, fps) if options.video_length > 0 else None
+    recorded = 0
+
+    def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
+        nonlocal recorded
+        if video is not None and locals_["episode_counts"][0] == 0 and recorded < options.video_length:
+            frame = venv.env_method("render", indices=[0])[0]
+            if frame is not None:
+                video(np.asarray(frame))
+                recorded += 1
+
+    started = datetime.datetime.now()
+    try:
+        rewards, lengths = evaluate_policy(
+            model,
+            venv,
+            n_eval_episodes=options.episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            callback=record,
+            warn=False,
+        )
+        if video is not None:
+            video.finish()
+    finally:
+        if video is not None:
+            video.abort()
+        venv.close()
+    scores = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    steps = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    description = "greedy actions (SB3 evaluate_policy, deterministic=True); the Nature protocol is for Atari games"
+    results = {
+        "mean_reward": float(scores.mean()),
+        "std_reward": float(scores.std()),
+        "is_deterministic": True,
+        "n_eval_episodes": len(scores),
+        "eval_datetime": started.isoformat(),
+        "env_id": env_id,
+        "protocol": "greedy",
+        "protocol_description": description,
+        "seed": options.seed,
+        "episodes": [{"score": float(r), "steps": int(n)} for r, n in zip(scores, steps, strict=True)],
+        "model": model_file,
+    }
+    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    return EvalSummary(float(scores.mean()), float(scores.std()), len(scores), "greedy", description, results)

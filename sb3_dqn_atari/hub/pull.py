@@ -1,0 +1,450 @@
+"""Download a DQN agent from the Hugging Face Hub into rl-zoo3's log layout, optionally exporting it to ONNX.
+
+::
+
+    python -m sb3_dqn_atari.load_from_hub --repo-id sb3/dqn-BreakoutNoFrameskip-v4 [-f logs] [--env ENV]
+        [--exp-id N] [--force] [--onnx [-o exported_models/NAME.onnx]] [--trust-remote-code]
+
+The files land where ``rl_zoo3.load_from_hub`` puts them, so ``python -m rl_zoo3.enjoy --algo dqn --env ENV -f logs``
+and our ``evaluate`` / ``export`` work on the folder::
+
+    logs/dqn/<env>_<n>/<env>.zip                  the model (repo file <algo>-<env>.zip, or the repo's only SB3 zip)
+    logs/dqn/<env>_<n>/<env>/config.yml           rl-zoo3 hyperparameters (as in the repo)
+    logs/dqn/<env>_<n>/<env>/args.yml             rl-zoo3 arguments (written from the env id if the repo has none)
+    logs/dqn/<env>_<n>/<env>/env_kwargs.yml       env keyword arguments (when in the repo)
+    logs/dqn/<env>_<n>/<env>/vecnormalize.pkl     VecNormalize statistics (when in the repo)
+    logs/dqn/<env>_<n>/*.monitor.csv, evaluations.npz      from the repo's train_eval_metrics.zip
+    logs/dqn/<env>_<n>/README.md, results.json, *.onnx, replay.mp4, *.png    the rest of the model card's files
+
+``<env>`` is the env id with ``/`` replaced by ``-`` (``ALE/Breakout-v5`` -> ``ALE-Breakout-v5``), as
+``huggingface_sb3.EnvironmentName`` does; ``--exp-id 0`` (default) takes the next free run number. Everything is
+downloaded into a temporary folder next to the destination and moved into place only when complete.
+
+**Checked before anything is placed.** Every file is downloaded into a temporary folder outside ``-f`` and checked
+there; a repo that fails leaves nothing on disk (not even an empty ``logs/``):
+
+* repo file names: a name with ``..``, an absolute path, a backslash or a drive letter refuses the repo
+  (:func:`sb3_dqn_atari.common.trust.check_relative_name`);
+* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: the safe YAML reader (:mod:`sb3_dqn_atari.common.safe_yaml`: no
+  Python tag but rl-zoo3's ``OrderedDict``) and the allow-list of what rl-zoo3 imports or evaluates when the
+  folder is used (:mod:`sb3_dqn_atari.common.trust`); ``vec_normalize.pkl``: its pickle may name only plain data
+  (:mod:`sb3_dqn_atari.common.pickle_check`), since ``rl_zoo3.enjoy`` unpickles it;
+* the model zip: no member declares more than :data:`~sb3_dqn_atari.common.bounded_zip.MAX_MEMBER_BYTES`, its JSON
+  names a DQN-family class; ``train_eval_metrics.zip``: the same bound, member names as above; ``*.onnx``: no external
+  data, no custom operator domain; the env id (from ``args.yml``, ``results.json`` or the zip's name) imports
+  nothing outside the allow-list; then the files of the folder as it will be placed, extracted metrics included
+  (:func:`sb3_dqn_atari.common.vetting.check_folder_files`).
+
+``--trust-remote-code`` is the only way past the YAML, allow-list and pickle checks (files named unsafely are then
+skipped, never written; size bounds and ONNX checks stay). The zip is placed byte for byte; our commands never
+unpickle it, but ``rl_zoo3.enjoy`` loads it with SB3's own loader, which does: when the zip's pickles hold more
+than plain data (SB3 1.x zips hold pickled functions), a warning says so.
+
+A retired env id (``LunarLander-v2``) is mapped to its successor, with one note (:mod:`sb3_dqn_atari.common.env_ids`),
+and the run lands under the new id.
+
+The Hub is ``HF_ENDPOINT`` (default https://huggingface.co); the token, optional for public repos, comes from
+``HF_TOKEN`` or ``hf auth login``. Transient failures (HTTP 5xx / 429, connection errors) are retried with
+exponential backoff (``--retries``); every failure ends with one ``error: ...`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import shutil
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
+from sb3_dqn_atari.common.env_ids import current_env_id
+from sb3_dqn_atari.common.files import move_into_place, staging_dir
+from sb3_dqn_atari.common.safe_yaml import plain_data
+from sb3_dqn_atari.common.trust import UntrustedError, check_env_id, check_relative_name
+from sb3_dqn_atari.hub.client import (
+    ALGO_NAMES,
+    METRICS_ZIP,
+    HubError,
+    RetryPolicy,
+    algo_name,
+    env_folder_name,
+    hub_endpoint,
+    hub_token,
+    latest_run_id,
+    model_name,
+    with_retries,
+)
+from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, read_zip_data
+
+#: Repo files copied into the rl-zoo3 config folder ``<env>/`` (repo name -> local name, as rl_zoo3.load_from_hub).
+CONFIG_FILES = {
+    "config.yml": "config.yml",
+    "args.yml": "args.yml",
+    "env_kwargs.yml": "env_kwargs.yml",
+    "vec_normalize.pkl": "vecnormalize.pkl",
+}
+#: Other repo files worth having next to the model (the unzipped model folder some repos carry is skipped).
+EXTRA_SUFFIXES = (".onnx", ".mp4", ".png", ".json", ".md")
+
+# ----------------------------------------------------------------------------------------------- downloading
+
+
+@dataclass
+class Download:
+    """What :func:`download_from_hub` put where."""
+
+    repo_id: str
+    revision: str
+    run_dir: Path
+    zip_path: Path
+    env_id: str
+    algo: str
+    files: list[str]
+
+
+def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | None = None) -> str:
+    """The repo's SB3 model zip: ``<algo>-<env>.zip`` if present, else the only top-level ``*.zip`` (other than
+    rl-zoo3's ``train_eval_metrics.zip``). :class:`HubError` if there is none or the choice is ambiguous."""
+    zips = [f for f in files if f.endswith(".zip") and "/" not in f and f != METRICS_ZIP]
+    if env_id is not None:
+        for algo_guess in ([algo] if algo else []) + sorted(set(ALGO_NAMES.values())):
+            if (wanted := f"{model_name(algo_guess, env_id)}.zip") in zips:
+                return wanted
+    if len(zips) == 1:
+        return zips[0]
+    if not zips:
+        shown = ", ".join(files[:12]) + (", ..." if len(files) > 12 else "") if files else "no files"
+        raise HubError(f"the repo holds no SB3 model zip ({shown})")
+    preferred = [z for z in zips if algo and z.startswith(f"{algo}-")]
+    if len(preferred) == 1:
+        return preferred[0]
+    raise HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
+
+
+#: Largest ``results.json`` read for its env id.
+_MAX_JSON_BYTES = 16 << 20
+#: Entries of a zip's ``data`` that ``rl_zoo3.enjoy`` does not unpickle (it passes them as ``custom_objects``).
+_ENJOY_CUSTOM_OBJECTS = frozenset({"learning_rate", "lr_schedule", "clip_range"})
+
+
+def _env_from_files(
+    files: dict[str, Path], zip_name: str, source: str, trust_remote_code: bool = False
+) -> str | None:
+    """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name; an id
+    read from a file is checked (:func:`sb3_dqn_atari.common.trust.check_env_id`) unless ``trust_remote_code``."""
+    from sb3_dqn_atari.common.vetting import read_zoo_file
+
+    found: str | None = None
+    where = ""
+    args = files.get("args.yml")
+    if args is not None:
+        env = read_zoo_file(args, trust_remote_code, f"{source}/args.yml").get("env")
+        if isinstance(env, str) and env:
+            found, where = env, f"{source}/args.yml"
+    results = files.get("results.json")
+    if found is None and results is not None and results.stat().st_size <= _MAX_JSON_BYTES:
+        with contextlib.suppress(ValueError, OSError, AttributeError, RecursionError):
+            env = json.loads(results.read_text(encoding="utf-8", errors="replace")).get("env_id")
+            if isinstance(env, str) and env:
+                found, where = env, f"{source}/results.json"
+    if found is None:
+        stem = zip_name[: -len(".zip")]
+        if "-" in stem:
+            found, where = _registered_id(stem.split("-", 1)[1]), f"{source}/{zip_name}"
+    if found is not None:
+        try:
+            check_env_id(found, "the env id", where)
+        except UntrustedError:
+            if not trust_remote_code:
+                raise
+    return found
+
+
+def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
+    """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
+    data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
+    import base64
+    import binascii
+
+    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
+
+    flagged = []
+    for key, value in data.items():
+        if key in _ENJOY_CUSTOM_OBJECTS or not is_serialized(value):
+            continue
+        try:
+            check_pickle(base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True), key)
+        except (UnsafePickleError, binascii.Error, UnicodeEncodeError, ValueError):
+            flagged.append(key)
+    if flagged:
+        warnings.warn(
+            f"{label}: the pickles of {', '.join(flagged[:6])}{', ...' if len(flagged) > 6 else ''} hold more than "
+            "plain data (code or objects of other packages); sb3_dqn_atari never unpickles them, but "
+            "rl_zoo3.enjoy (SB3's load) would: run enjoy on this folder only if you trust the repo",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _registered_id(env_name: str) -> str:
+    """Map a folder-style env name back to a registered id (``ALE-Breakout-v5`` -> ``ALE/Breakout-v5``)."""
+    import gymnasium as gym
+
+    with contextlib.suppress(ImportError):
+        import ale_py
+
+        gym.register_envs(ale_py)
+    if env_name in gym.registry:
+        return env_name
+    for env_id in gym.registry:
+        if env_folder_name(env_id) == env_name:
+            return env_id
+    return env_name
+
+
+def _safe_extract(
+    archive: zipfile.ZipFile, destination: Path, source: str, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> list[str]:
+    """Extract a metrics zip: every member name a plain relative path, no member (and not all of them together)
+    declaring more than ``max_member_bytes``."""
+    check_members(archive, source, max_member_bytes)
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    total = sum(m.file_size for m in members)
+    if total > max_member_bytes:
+        raise HubError(f"{source} declares {total:,} bytes in all, over the {max_member_bytes:,}-byte bound")
+    for member in members:
+        check_relative_name(member.filename, source)
+    names = []
+    for member in members:
+        target = destination.joinpath(*PurePosixPath(member.filename).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+        names.append(member.filename)
+    return names
+
+
+
+def check_repo_files(
+    repo_id: str, files: list[str], trust_remote_code: bool = False
+) -> tuple[list[str], list[str]]:
+    """``(kept, skipped)`` repo file names: a name that is not a plain relative path refuses the repo, or with
+    ``trust_remote_code`` is skipped (never written)."""
+    kept, skipped = [], []
+    for name in files:
+        try:
+            check_relative_name(name, f"the repo {repo_id}")
+        except UntrustedError as exc:
+            if not trust_remote_code:
+                raise UntrustedError(f"{exc} (--trust-remote-code skips such files, never writing them)") from None
+            skipped.append(name)
+            continue
+        kept.append(name)
+    return kept, skipped
+
+
+def vet_download(
+    repo_id: str,
+    local: dict[str, Path],
+    zip_name: str,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+) -> type:
+    """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
+    from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+    from sb3_dqn_atari.common.vetting import check_pickle_file, read_zoo_file
+
+    label = f"{repo_id}/{zip_name}"
+    try:
+        data = read_zip_data(local[zip_name], max_member_bytes)
+    except ZipBombError as exc:
+        raise ZipBombError(str(exc).replace(str(local[zip_name]), label)) from None
+    except UserError as exc:
+        why = exc.__cause__.__class__.__name__ if exc.__cause__ else "no JSON data member"
+        raise HubError(f"{repo_id}: {zip_name} is not a readable SB3 model zip ({why})") from exc
+    try:
+        cls = algorithm_class(data)
+    except UserError as exc:
+        raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
+    if not trust_remote_code:
+        _check_zip_pickles(data, local[zip_name], label)
+    for name, path in local.items():
+        source = f"{repo_id}/{name}"
+        if name in CONFIG_FILES and name.endswith(".yml"):
+            read_zoo_file(path, trust_remote_code, source)
+        elif name == "vec_normalize.pkl":
+            check_pickle_file(path, trust_remote_code, source)
+        elif name == METRICS_ZIP:
+            with open_zip(path, max_member_bytes) as archive:
+                check_members(archive, source, max_member_bytes)
+                for member in archive.namelist():
+                    check_relative_name(member, source)
+        elif name.endswith(".onnx"):
+            read_checked_onnx(path, source=source)
+    return cls
+
+
+def download_from_hub(
+    repo_id: str,
+    folder: str | Path = "logs",
+    env_id: str | None = None,
+    exp_id: int = 0,
+    algo: str | None = None,
+    revision: str | None = None,
+    force: bool = False,
+    retry: RetryPolicy | None = None,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+    max_member_bytes: int = MAX_MEMBER_BYTES,
+) -> Download:
+    """Download ``repo_id`` into ``folder/<algo>/<env>_<exp_id>/`` (rl-zoo3's layout; see the module docstring).
+
+    Every file is checked before anything is placed (:func:`vet_download`, then the files of the staged folder);
+    a repo that fails leaves nothing under ``folder``. Nothing is unpickled.
+    """
+    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id
+
+    from sb3_dqn_atari.common.vetting import check_folder_files
+
+    retry = retry or RetryPolicy()
+    if exp_id < 0:
+        raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
+    endpoint = hub_endpoint()
+    token = hub_token(required=False)
+    with_retries(lambda: validate_repo_id(repo_id), "read", repo_id, endpoint, RetryPolicy(attempts=1))
+    api = HfApi(endpoint=endpoint, token=token)
+    info = with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, endpoint, retry)
+    sha = str(info.sha or revision or "main")
+    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
+    if skipped:
+        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
+                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=2)
+    zip_name = choose_model_zip(files, algo, env_id)
+    wanted = [zip_name]
+    wanted += [f for f in files if f in CONFIG_FILES or f == METRICS_ZIP]
+    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
+
+    root = Path(folder)
+    if not progress:
+        disable_progress_bars()
+    try:
+        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside root: nothing there yet
+            snapshot = with_retries(
+                lambda: snapshot_download(
+                    repo_id,
+                    revision=sha,
+                    allow_patterns=[glob.escape(name) for name in wanted],
+                    local_dir=tmp,
+                    endpoint=endpoint,
+                    token=token,
+                ),
+                "download from",
+                repo_id,
+                endpoint,
+                retry,
+            )
+            local = {name: Path(snapshot) / name for name in wanted}
+            missing = [name for name in wanted if not local[name].is_file()]
+            if missing:
+                raise HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
+            cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
+            algo = algo or algo_name(cls.__name__)
+            env_id = env_id or _env_from_files(local, zip_name, repo_id, trust_remote_code)
+            if env_id is None:
+                raise HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
+            env_id = current_env_id(env_id)
+            env_name = env_folder_name(env_id)
+            log_path = root / algo
+            if exp_id == 0:
+                exp_id = latest_run_id(log_path, env_name) + 1
+            run_dir = log_path / f"{env_name}_{exp_id}"
+            with staging_dir(run_dir) as staged:
+                config_dir = staged / env_name
+                config_dir.mkdir()
+                shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
+                for repo_file, local_name in CONFIG_FILES.items():
+                    if repo_file in local:
+                        shutil.copyfile(local[repo_file], config_dir / local_name)
+                if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
+                    env_kwargs = None
+                    if "env_kwargs.yml" in local:
+                        from sb3_dqn_atari.common.vetting import read_zoo_file
+
+                        source = f"{repo_id}/env_kwargs.yml"
+                        env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
+                    args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs, "source": f"hf://{repo_id}@{sha}"}
+                    (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
+                if METRICS_ZIP in local:
+                    with open_zip(local[METRICS_ZIP], max_member_bytes) as archive:
+                        _safe_extract(archive, staged, f"{repo_id}/{METRICS_ZIP}", max_member_bytes)
+                for name in wanted:
+                    if name != zip_name and name not in CONFIG_FILES and name != METRICS_ZIP:
+                        shutil.copyfile(local[name], staged / name)
+                # as it will be placed (the extracted metrics too); its yml files were checked above
+                check_folder_files(staged, trust_remote_code, max_member_bytes)
+                move_into_place(staged, run_dir, force=force)
+    finally:
+        if not progress:
+            enable_progress_bars()
+    return Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
+
+
+def pull_command(args: argparse.Namespace) -> Download:
+    """``python -m sb3_dqn_atari.load_from_hub``: the repo its arguments name, downloaded (and exported to ONNX)."""
+    repo_id = args.repo_id
+    if repo_id is None:
+        if args.env is None:
+            raise UserError("pass --repo-id NAMESPACE/NAME (or --env ENV with -orga ORG)")
+        repo_id = f"{args.organization}/{args.repo_name or model_name(args.algo or 'dqn', args.env)}"
+    if args.retries < 1 or args.retry_wait < 0:
+        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+    print(f"Downloading {repo_id} from {hub_endpoint()}")
+    result = download_from_hub(
+        repo_id,
+        args.folder,
+        env_id=args.env,
+        exp_id=args.exp_id,
+        algo=args.algo,
+        revision=args.revision,
+        force=args.force,
+        retry=policy,
+        progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
+    )
+    print(f"Saved {repo_id}@{result.revision[:12]} to {result.run_dir} ({result.zip_path.name}, env {result.env_id})")
+    print(f"  enjoy:    python -m rl_zoo3.enjoy --algo {result.algo} --env {result.env_id} -f {args.folder}")
+    print(f"  evaluate: python -m sb3_dqn_atari.evaluate {result.run_dir}")
+    if args.onnx:
+        import torch
+
+        from sb3_dqn_atari.loading import load_agent
+        from sb3_dqn_atari.onnx.export import export_onnx
+
+        torch.set_num_threads(1)
+        model, source = load_agent(result.run_dir, device="cpu", trust_remote_code=args.trust_remote_code)
+        report = export_onnx(
+            model,
+            args.onnx_output,
+            source.env_id,
+            hyperparams=source.hyperparams,
+            preprocessing=args.preprocessing,
+            source=source,
+            progress=not args.quiet,
+        )
+        for note in report.notes:
+            print(f"note: {note}")
+        print(report.verification.summary())
+        print(f"wrote {report.path}; play it: python -m sb3_dqn_atari.play {report.path}")
+    else:
+        print(f"  export:   python -m sb3_dqn_atari.export {result.run_dir}")
+    return result

@@ -1,0 +1,369 @@
+"""Share a DQN agent on the Hugging Face Hub: model zip, verified ONNX, configs, paper-protocol results, replay
+video, learning curve and a model card, uploaded in one commit.
+
+::
+
+    # an rl-zoo3 run (logs/dqn/BreakoutNoFrameskip-v4_1), as rl_zoo3.push_to_hub takes it
+    python -m sb3_dqn_atari.push_to_hub -f logs --algo dqn --env BreakoutNoFrameskip-v4 [--exp-id 1] \\
+        --repo-id ORG/dqn-BreakoutNoFrameskip-v4
+    # or a model zip / run folder directly
+    python -m sb3_dqn_atari.push_to_hub logs/dqn/BreakoutNoFrameskip-v4_1 --repo-id ORG/NAME
+    # build the folder only, nothing uploaded (no token needed)
+    python -m sb3_dqn_atari.push_to_hub MODEL --env BreakoutNoFrameskip-v4 --dry-run hub/dqn-Breakout
+
+What the repo gets (names as rl-zoo3's ``push_to_hub`` writes them, so ``rl_zoo3.load_from_hub`` and our
+:mod:`sb3_dqn_atari.load_from_hub` read it):
+
+* ``<algo>-<env>.zip``: the model zip, byte for byte;
+* ``<algo>-<env>.onnx``: the ONNX export of :mod:`sb3_dqn_atari.export`, verified against PyTorch (100% action
+  agreement required, its report in the file's metadata);
+* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: copied as rl-zoo3 wrote them (for a bare zip, written from
+  what the export found: the env id and, for Atari, the NatureAtariWrapper/frame-stack preprocessing);
+* ``results.json``: Atari games: the paper's evaluation protocol (:mod:`sb3_dqn_atari.evaluation`: 1–30 no-op
+  starts, ε = 0.05, 5-minute cap, raw score over all lives; ``--episodes`` of them, the paper used 30), with the
+  keys huggingface_sb3 writes (``mean_reward``, ``std_reward``, ...); other envs: ``--episodes`` greedy episodes
+  (SB3 ``evaluate_policy``);
+* ``replay.mp4``: the first evaluation episode (raw screens at 60 Hz), at most ``--video-length`` agent steps;
+* ``learning_curve.png`` (:mod:`sb3_dqn_atari.plot`) and ``train_eval_metrics.zip`` (Monitor and evaluation
+  files) when the run folder has training logs;
+* ``README.md``: Hub model-index metadata (``library_name: stable-baselines3``, tags, ``mean_reward`` "X +/- Y"
+  as huggingface_sb3's ``generate_metadata``) and how to download, evaluate and run the agent, ONNX included.
+
+The upload (``huggingface_hub.HfApi``): ``create_repo(exist_ok=True)`` first, so that a missing token or
+permission shows before minutes of evaluation, then one ``create_commit`` with every file. The token comes from
+``HF_TOKEN`` or ``hf auth login``; the Hub from ``HF_ENDPOINT``. Transient failures (HTTP 5xx / 429, connection
+errors) are retried with exponential backoff (``--retries``, ``--retry-wait``). Every failure ends with one
+``error: ...`` line and exit code 2; the folder is built in a temporary directory (``--dry-run DIR``: moved to
+``DIR`` only when complete).
+
+The run folder is checked before anything in it is used (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's
+YAML files with the safe reader and the allow-list, zip member sizes, ONNX files), and the zip is loaded without
+unpickling (:mod:`sb3_dqn_atari.loading`), unless ``--trust-remote-code`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from sb3_dqn_atari.atari.envs import is_atari
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import move_into_place, staging_dir
+from sb3_dqn_atari.common.safe_yaml import plain_data
+from sb3_dqn_atari.hub.card import CURVE_FILE, RepoFolder, write_model_card
+from sb3_dqn_atari.hub.client import (
+    METRICS_ZIP,
+    RetryPolicy,
+    algo_name,
+    env_folder_name,
+    hub_endpoint,
+    hub_token,
+    latest_run_id,
+    model_name,
+    with_retries,
+)
+from sb3_dqn_atari.hub.evaluate import PushOptions, evaluate_atari, evaluate_other
+from sb3_dqn_atari.loading import ModelSource, algorithm_class, read_zip_data, resolve_model
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    from sb3_dqn_atari.onnx.export import ExportReport
+
+
+
+# ------------------------------------------------------------------------------------------------- locating
+
+
+def locate_model(
+    model: str | None,
+    folder: str | None,
+    algo: str,
+    env_id: str | None,
+    exp_id: int,
+    load_best: bool = False,
+    trust_remote_code: bool = False,
+) -> ModelSource:
+    """The model to push: a zip / run folder given directly, or rl-zoo3's ``folder/algo/<env>_<exp_id>``
+    (``exp_id`` 0: the latest run), as ``rl_zoo3.push_to_hub`` finds it; its files checked
+    (:func:`sb3_dqn_atari.loading.resolve_model`)."""
+    if model is not None:
+        return resolve_model(model, env_id, trust_remote_code)
+    if folder is None or env_id is None:
+        raise UserError("pass a MODEL (zip or run folder), or -f LOG_FOLDER with --env ENV_ID (and --algo, --exp-id)")
+    log_path = Path(folder) / algo
+    env_name = env_folder_name(env_id)
+    if exp_id == 0:
+        exp_id = latest_run_id(log_path, env_name)
+        if exp_id == 0:
+            raise UserError(f"no run of {env_id} in {log_path} (expected {log_path}/{env_name}_1/)")
+    run_dir = log_path / f"{env_name}_{exp_id}" if exp_id > 0 else log_path
+    if not run_dir.is_dir():
+        raise UserError(f"no such run folder: {run_dir}")
+    if load_best:
+        resolve_model(run_dir, env_id, trust_remote_code)  # the run folder's files checked, as for the folder
+    target = run_dir / "best_model.zip" if load_best else run_dir
+    return resolve_model(target, env_id, trust_remote_code)
+
+
+def _config_dir(source: ModelSource) -> Path | None:
+    """rl-zoo3's config folder of the run (``<run>/<env>/`` holding args.yml and config.yml)."""
+    if source.run_dir is None:
+        return None
+    for args_file in sorted(source.run_dir.glob("*/args.yml")):
+        return args_file.parent
+    return None
+
+
+
+# ---------------------------------------------------------------------------------------------- the folder
+
+
+def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, Any]:
+    """rl-zoo3 ``config.yml`` entries for a bare zip, from what the export found (preprocessing, frame stack)."""
+    from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, PreprocessingSpec
+
+    policy = type(model.policy).__name__
+    config: dict[str, Any] = {"policy": "MlpPolicy" if policy in ("DQNPolicy", "QRDQNPolicy") else policy}
+    spec = PreprocessingSpec.from_json(report.metadata["preprocessing"])
+    if spec.wrapper == NATURE_WRAPPER:
+        config["env_wrapper"] = [
+            {
+                "sb3_dqn_atari.zoo.NatureAtariWrapper": {
+                    "noop_max": spec.noop_max,
+                    "frame_skip": spec.frame_skip,
+                    "frame_size": spec.frame_size,
+                    "terminal_on_life_loss": spec.train_terminal_on_life_loss,
+                    "clip_reward": spec.train_clip_reward,
+                }
+            }
+        ]
+    frame_stack = int(report.metadata.get("frame_stack", "1"))
+    if frame_stack > 1:
+        config["frame_stack"] = frame_stack
+    return config
+
+
+def _env_kwargs(config_dir: Path | None, trust_remote_code: bool = False) -> dict[str, Any]:
+    if config_dir is None or not (config_dir / "args.yml").is_file():
+        return {}
+    from sb3_dqn_atari.common.vetting import read_zoo_file
+
+    env_kwargs = read_zoo_file(config_dir / "args.yml", trust_remote_code).get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise UserError(f"{config_dir / 'args.yml'}: env_kwargs is not a mapping")
+    return dict(env_kwargs)
+
+
+def build_repo_folder(
+    model: BaseAlgorithm,
+    source: ModelSource,
+    env_id: str,
+    folder: Path,
+    repo_id: str,
+    algo: str,
+    options: PushOptions,
+) -> RepoFolder:
+    """Write every file of the repo into the (empty) ``folder``; see the module docstring."""
+    from sb3_dqn_atari.onnx.export import export_onnx
+
+    name = model_name(algo, env_id)
+    model_file, onnx_file = f"{name}.zip", f"{name}.onnx"
+    notes: list[str] = []
+    shutil.copyfile(source.zip_path, folder / model_file)
+
+    config_dir = _config_dir(source)
+    env_kwargs = _env_kwargs(config_dir, options.trust_remote_code)
+    report = export_onnx(
+        model,
+        folder / onnx_file,
+        env_id,
+        hyperparams=source.hyperparams,
+        source=source,
+        progress=options.progress,
+    )
+    notes += report.notes
+    copied = []
+    if config_dir is not None:
+        for config_name in ("config.yml", "args.yml", "env_kwargs.yml"):
+            if (config_dir / config_name).is_file():
+                shutil.copyfile(config_dir / config_name, folder / config_name)
+                copied.append(config_name)
+    header = "# written by sb3_dqn_atari.push_to_hub: the model came without rl-zoo3's files\n"
+    if "config.yml" not in copied:
+        config = _generated_config(report, model)
+        (folder / "config.yml").write_text(header + yaml.safe_dump(config, sort_keys=True))
+    if "args.yml" not in copied:
+        args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs or None}
+        (folder / "args.yml").write_text(header + yaml.safe_dump(plain_data(args), sort_keys=False))
+    if "env_kwargs.yml" not in copied:  # rl-zoo3's push_to_hub writes it from args.yml's env_kwargs
+        (folder / "env_kwargs.yml").write_text(yaml.dump(plain_data(env_kwargs)))
+
+    if is_atari(env_id):
+        evaluation = evaluate_atari(model, env_id, folder, options, model_file)
+    else:
+        frame_stack = int(source.hyperparams.get("frame_stack") or 1)
+        evaluation = evaluate_other(model, env_id, folder, options, model_file, env_kwargs, frame_stack)
+
+    if source.run_dir is not None:
+        _write_training_files(source.run_dir, folder, notes, options.trust_remote_code)
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return RepoFolder(folder, files, model_file, onnx_file, evaluation, report, notes)
+
+
+def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
+    """rl-zoo3's ``train_eval_metrics.zip`` (Monitor and evaluation files) and ``learning_curve.png``, when the
+    run folder has such files."""
+    from sb3_dqn_atari.evaluation.curves import MONITOR_GLOB, load_run, plot_runs
+
+    logs = sorted(run_dir.glob(MONITOR_GLOB)) + sorted(run_dir.glob("evaluations*.npz"))
+    logs += sorted(run_dir.glob("evaluations*.csv"))
+    if not logs:
+        return
+    with zipfile.ZipFile(folder / METRICS_ZIP, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for log in logs:
+            archive.write(log, arcname=log.name)
+    try:
+        run = load_run(run_dir, trust_remote_code)
+    except UserError as exc:
+        notes.append(f"no learning curve: {exc}")
+        return
+    if run.train_raw is not None or run.evals:
+        plot_runs([run], folder / CURVE_FILE)
+
+
+# ------------------------------------------------------------------------------------------------ uploading
+
+
+def upload_folder(
+    folder: Path, repo_id: str, commit_message: str, token: str, endpoint: str, retry: RetryPolicy
+) -> str:
+    """Every file of ``folder`` in one commit on ``main``; returns the commit's URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=endpoint, token=token)
+
+    def commit() -> Any:
+        return api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message=commit_message, repo_type="model")
+
+    info = with_retries(commit, "push to", repo_id, endpoint, retry)
+    return str(info.commit_url)
+
+
+def create_repo(repo_id: str, private: bool, token: str, endpoint: str, retry: RetryPolicy) -> str:
+    """``create_repo(exist_ok=True)``: the repo's URL (an existing repo is fine, and keeps its visibility)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import validate_repo_id
+
+    with_retries(lambda: validate_repo_id(repo_id), "push to", repo_id, endpoint, RetryPolicy(attempts=1))
+    if "/" not in repo_id:
+        raise UserError(f"--repo-id {repo_id!r} should be NAMESPACE/NAME (your user or organisation name first)")
+    api = HfApi(endpoint=endpoint, token=token)
+    url = with_retries(
+        lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
+        "create",
+        repo_id,
+        endpoint,
+        retry,
+    )
+    return str(url)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    if args.video_length < 0:
+        raise UserError("--video-length must be 0 (no video) or positive")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be positive")
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        raise UserError("--epsilon must be within [0, 1]")
+    if args.retries < 1 or args.retry_wait < 0:
+        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    if args.dry_run is not None and args.dry_run.exists() and any(args.dry_run.iterdir()):
+        raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
+
+
+def push_command(args: argparse.Namespace) -> RepoFolder:
+    """``python -m sb3_dqn_atari.push_to_hub``: locate and load the model, build the repo folder, upload it in one
+    commit (or, with ``--dry-run``, leave it in a folder)."""
+    _check_args(args)
+    source = locate_model(
+        args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
+    )
+    env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.common.env_ids)
+    if env_id is None:
+        raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
+    upload = args.dry_run is None
+    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+    endpoint = hub_endpoint()
+    token = hub_token(required=True) if upload else None
+    # rl-zoo3's --algo for a run folder; the class that saved the zip otherwise (read as plain text)
+    algo = args.algo if args.model is None else algo_name(algorithm_class(read_zip_data(source.zip_path)).__name__)
+    if args.repo_id is None and upload and args.organization is None:
+        raise UserError("pass --repo-id NAMESPACE/NAME (or -orga NAMESPACE)")
+    repo_id = args.repo_id or f"{args.organization or 'ORG'}/{args.repo_name or model_name(algo, env_id)}"
+    if token is not None:
+        url = create_repo(repo_id, args.private, token, endpoint, policy)
+        print(f"Repository {url} ready")
+
+    import torch
+
+    from sb3_dqn_atari.loading import load_agent
+
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    model, _ = load_agent(source.zip_path, device=args.device, env_id=env_id, trust_remote_code=args.trust_remote_code)
+    options = PushOptions(
+        episodes=args.episodes,
+        protocol=args.protocol,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        max_frames=args.max_frames,
+        video_length=args.video_length,
+        progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
+    )
+    final = args.dry_run if args.dry_run is not None else None
+    with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
+        staged = Path(staged_name)
+        built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
+        write_model_card(
+            staged,
+            model,
+            env_id,
+            repo_id,
+            algo,
+            built,
+            source.hyperparams,
+            _env_kwargs(_config_dir(source), args.trust_remote_code),
+            from_zoo=_config_dir(source) is not None,
+        )
+        built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+        for note in built.notes:
+            print(f"note: {note}")
+        print(built.export.verification.summary())
+        evaluation = built.evaluation
+        mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
+        print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
+        if final is not None:
+            if final.exists():
+                final.rmdir()  # empty (checked above)
+            move_into_place(staged, final)
+            built.path = final
+            print(f"wrote {len(built.files)} files to {final} (dry run: nothing uploaded)")
+            for name in built.files:
+                print(f"  {name}")
+            return built
+        assert token is not None
+        message = args.commit_message or f"Upload {type(model).__name__} agent playing {env_id} (sb3-dqn-atari)"
+        url = upload_folder(staged, repo_id, message, token, endpoint, policy)
+        print(f"pushed {len(built.files)} files to {repo_id} in one commit: {url}")
+        return built

@@ -1,0 +1,65 @@
+"""``python -m sb3_dqn_atari.play``'s work, torch-free: the exported agent played, each episode printed, the screens
+written as an MP4 (:func:`play_command`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from sb3_dqn_atari.common.files import Mp4Writer
+from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
+
+#: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
+DEFAULT_MAX_FRAMES = 18_000
+#: Nearest-neighbour upscaling of the 210×160 screen in videos (players and encoders like bigger frames).
+VIDEO_SCALE = 2
+
+
+def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
+    """``python -m sb3_dqn_atari.play``: play the exported agent, print each episode and a summary, write the video."""
+    if args.episodes < 1:
+        raise PlayerError(f"--episodes must be at least 1, got {args.episodes}")
+    agent = OnnxAgent(args.model, intra_op_num_threads=args.threads)
+    meta = agent.metadata
+    atari = meta.preprocessing.wrapper != "none"
+    max_frames = args.max_frames if atari and args.max_frames > 0 else None
+    print(f"{args.model}: {meta.algorithm} on {meta.env_id}, {meta.n_actions} actions, epsilon {args.epsilon}")
+    writer = None
+    if args.video is not None:
+        fps = 60.0 / meta.preprocessing.frame_skip if atari else 30.0
+        if args.video.suffix.lower() != ".mp4":
+            raise PlayerError(f"the video {args.video} should end in .mp4")
+        if args.video.is_dir():
+            raise PlayerError(f"the video {args.video} is a folder; pass a file name")
+        try:
+            writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
+        except OSError as exc:
+            raise PlayerError(f"cannot write the video {args.video}: {exc.strerror or exc}") from exc
+
+    def on_episode(index: int, result: EpisodeResult) -> None:
+        frames = f", {result.frames} frames" if result.frames is not None else ""
+        cut = " (cut at the frame limit)" if result.truncated else ""
+        print(f"episode {index + 1}: score {result.score:g}, {result.steps} steps{frames}{cut}")
+
+    try:
+        results = agent.play(
+            episodes=args.episodes,
+            seed=args.seed,
+            epsilon=args.epsilon,
+            max_episode_frames=max_frames,
+            render_mode="human" if args.render else ("rgb_array" if writer is not None and not atari else None),
+            on_frame=writer,
+            on_episode=on_episode,
+        )
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.finish()
+        print(f"wrote {args.video} ({writer.frames} frames)")
+    s = summarize(results)
+    print(
+        f"{int(s['episodes'])} episode(s): score {s['mean']:.1f} ± {s['std']:.1f} "
+        f"(min {s['min']:g}, max {s['max']:g}); {int(s['steps'])} agent steps at {s['steps_per_second']:.0f} steps/s"
+    )
+    return results
