@@ -44,8 +44,9 @@ trusted input: resuming unpickles it (load only your own).
 """
 
 
+from typing import Any
+
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
-from sb3_dqn_atari.checkpoint.experiment import ResumableExperimentManager, TrainSession, zoo_train
 from sb3_dqn_atari.checkpoint.state import (
     CheckpointError,
     EnvStateError,
@@ -72,28 +73,19 @@ from sb3_dqn_atari.checkpoint.store import (
 )
 
 __all__ = [
-    "BUFFER_FILE",
-    "CHECKPOINT_NAME",
-    "FORMAT_VERSION",
-    "MANIFEST_FILE",
-    "MODEL_FILE",
-    "STATE_FILE",
-    "Checkpoint",
-    "CheckpointError",
-    "EnvStateError",
-    "ResumableCheckpointCallback",
-    "ResumableExperimentManager",
-    "TrainSession",
-    "capture_callbacks_state",
-    "capture_env_state",
-    "capture_rng_state",
-    "find_checkpoints",
-    "latest_checkpoint",
-    "load_checkpoint",
-    "read_checkpoint",
-    "restore_callbacks_state",
-    "restore_env_state",
-    "restore_rng_state",
+    "BUFFER_FILE", "CHECKPOINT_NAME", "FORMAT_VERSION", "MANIFEST_FILE", "MODEL_FILE", "STATE_FILE", "Checkpoint",
+    "CheckpointError", "EnvStateError", "ResumableCheckpointCallback",
+    "capture_callbacks_state", "capture_env_state", "capture_rng_state", "find_checkpoints", "latest_checkpoint",
+    "load_checkpoint", "read_checkpoint", "restore_callbacks_state", "restore_env_state", "restore_rng_state",
     "save_checkpoint",
-    "zoo_train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The train command's pieces (:mod:`~sb3_dqn_atari.checkpoint.experiment`) on first use: they import rl-zoo3,
+    which replaces gymnasium's ``TimeLimit`` when imported, and an env built after that has other wrappers."""
+    if name in ("ResumableExperimentManager", "TrainSession", "zoo_train"):
+        from sb3_dqn_atari.checkpoint import experiment
+
+        return getattr(experiment, name)
+    raise AttributeError(f"module 'sb3_dqn_atari.checkpoint' has no attribute {name!r}")

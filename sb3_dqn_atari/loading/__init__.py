@@ -55,21 +55,7 @@ from sb3_dqn_atari.loading.zipdata import (
 )
 
 __all__ = [
-    "ALLOWED_KWARG_CLASSES",
-    "ALLOWED_POLICIES",
-    "MAX_MEMBER_BYTES",
-    "ModelSource",
-    "OldZipWarning",
-    "UnsafeZipError",
-    "UserError",
-    "algorithm_class",
-    "is_serialized",
-    "load_agent",
-    "load_safely",
-    "load_trusted",
-    "policy_class",
-    "read_zip_data",
-    "resolve_model",
-    "sb3_version",
-    "space_from_plain",
+    "ALLOWED_KWARG_CLASSES", "ALLOWED_POLICIES", "MAX_MEMBER_BYTES", "ModelSource", "OldZipWarning",
+    "UnsafeZipError", "UserError", "algorithm_class", "is_serialized", "load_agent", "load_safely", "load_trusted",
+    "policy_class", "read_zip_data", "resolve_model", "sb3_version", "space_from_plain",
 ]

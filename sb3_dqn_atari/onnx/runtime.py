@@ -35,22 +35,9 @@ a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atar
 from __future__ import annotations
 
 __all__ = [
-    "ACTION_NAME",
-    "INPUT_NAME",
-    "METADATA_FORMAT",
-    "NATURE_WRAPPER",
-    "NO_WRAPPER",
-    "Q_VALUES_NAME",
-    "AgentMetadata",
-    "AtariPlayEnv",
-    "EpisodeResult",
-    "OnnxAgent",
-    "PlayEnv",
-    "PlayerError",
-    "PreprocessingSpec",
-    "VectorPlayEnv",
-    "inference_session",
-    "summarize",
+    "ACTION_NAME", "INPUT_NAME", "METADATA_FORMAT", "NATURE_WRAPPER", "NO_WRAPPER", "Q_VALUES_NAME",
+    "AgentMetadata", "AtariPlayEnv", "EpisodeResult", "OnnxAgent", "PlayEnv", "PlayerError", "PreprocessingSpec",
+    "VectorPlayEnv", "inference_session", "summarize",
 ]
 
 import time
