@@ -20,7 +20,7 @@ from sb3_dqn_atari.agent.replay import FrameReplayBuffer
 from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback, load_checkpoint
 from sb3_dqn_atari.loading import load_agent
 from sb3_dqn_atari.onnx.runtime import OnnxAgent
-from tests.data.pre_restructure.make_fixtures import STEPS, ZIP_ENV_ID, make_env
+from tests.data.pre_restructure.make_fixtures import STEPS, ZIP_ENV_ID, make_env, second_callback
 
 DATA = Path(__file__).parent / "data" / "pre_restructure"
 CHECKPOINT = DATA / "checkpoints" / f"step_{STEPS:012d}"
@@ -35,6 +35,8 @@ def test_the_fixtures_name_the_flat_modules() -> None:
     assert _recorded_policy_module(DATA / "agent.zip") == "sb3_dqn_atari.policies"
     assert json.loads((CHECKPOINT / "manifest.json").read_text())["algorithm"] == "sb3_dqn_atari.dqn.NatureDQN"
     assert b"sb3_dqn_atari.replay" in (CHECKPOINT / "replay_buffer.pkl").read_bytes()
+    state = (CHECKPOINT / "training_state.pkl").read_bytes()
+    assert b"sb3_dqn_atari.checkpoint.ResumableCheckpointCallback" in state
 
 
 def test_an_old_zip_loads_safely_and_trusted_and_matches_its_old_onnx_export() -> None:
@@ -65,7 +67,9 @@ def test_an_old_checkpoint_loads_and_resumes(tmp_path: Path) -> None:
     saver = ResumableCheckpointCallback(
         save_freq=0, save_path=str(tmp_path / "after"), resume_from=str(checkpoint.path), handle_signals=False
     )
-    model.learn(STEPS + 40 - model.num_timesteps, reset_num_timesteps=False, callback=saver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the other callback's state, recorded under its old class name, restored
+        model.learn(STEPS + 40 - model.num_timesteps, reset_num_timesteps=False, callback=[saver, second_callback()])
     assert model.num_timesteps == STEPS + 40
     resumed, _ = load_checkpoint(tmp_path / "after", env=make_env(), device="cpu")
     assert resumed.num_timesteps == STEPS + 40

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import os
 import pickle
 import random
@@ -141,6 +142,20 @@ def _class_name(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+def current_class_name(recorded: str) -> str:
+    """A class of this package as a checkpoint recorded it, named as today: checkpoints written before the layering
+    (issue 13) name ``sb3_dqn_atari.wrappers.NatureAtariWrapper``, ``sb3_dqn_atari.zoo.PaperProtocolEvalCallback``
+    (old modules, :mod:`sb3_dqn_atari._legacy`, or a package's re-export); other names are returned as they are."""
+    module, _, qualname = recorded.rpartition(".")
+    if not module.startswith("sb3_dqn_atari"):
+        return recorded
+    try:
+        cls = getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError, ValueError):
+        return recorded
+    return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else recorded
+
+
 def capture_env_state(env: VecEnv | gym.Env) -> dict[str, Any]:
     """The state of every layer of ``env`` (see the module docstring); pickle it right away (it holds references).
 
@@ -168,7 +183,7 @@ def restore_env_state(env: VecEnv | gym.Env, snapshot: dict[str, Any]) -> None:
     """
     objects = list(env_layers(env))
     have = [_class_name(obj) for obj in objects]
-    want = [layer["class"] for layer in snapshot["layers"]]
+    want = [current_class_name(layer["class"]) for layer in snapshot["layers"]]
     if have != want:
         raise EnvStateError(f"the env's wrappers differ from the checkpoint's: {have} != {want}")
     for obj, layer in zip(objects, snapshot["layers"], strict=True):
@@ -223,7 +238,7 @@ def restore_callbacks_state(
     root: BaseCallback | None, states: list[dict[str, Any]], skip: BaseCallback | None = None
 ) -> list[str]:
     """Inverse of :func:`capture_callbacks_state`, matching callbacks by path and class; returns what did not match."""
-    by_key = {(s["path"], s["class"]): s for s in states}
+    by_key = {(s["path"], current_class_name(s["class"])): s for s in states}
     unmatched = []
     for path, callback in _callback_tree(root):
         if callback is skip or isinstance(callback, CallbackList):

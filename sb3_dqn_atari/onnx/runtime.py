@@ -28,7 +28,7 @@ A model file is data from whoever wrote it: :class:`OnnxAgent` reads the file on
 external data (a path onnxruntime would open) or a custom operator domain
 (:mod:`sb3_dqn_atari.common.onnx_check`), and gives onnxruntime those checked bytes, never the path. Its ``env_id``
 metadata may not name a module to import (``module:Env-v0``) outside
-:data:`sb3_dqn_atari.common.trust.ALLOWED_PACKAGES`;
+:data:`sb3_dqn_atari.common.sources.ALLOWED_PACKAGES`;
 a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atari.common.env_ids`).
 """
 
