@@ -223,7 +223,8 @@ def _zoo_train_with(session: TrainSession, rest: list[str]) -> Iterator[Any]:
 
     saved_argv, saved_manager = sys.argv, zoo_module.ExperimentManager
     sys.argv = [sys.argv[0], *rest]
-    zoo_module.ExperimentManager = functools.partial(ResumableExperimentManager, session=session)  # type: ignore[misc]
+    factory = functools.partial(ResumableExperimentManager, session=session)
+    zoo_module.ExperimentManager = factory  # type: ignore[misc,assignment]
     try:
         yield zoo_module
     finally:

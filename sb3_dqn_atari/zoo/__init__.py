@@ -27,6 +27,7 @@ from rl_zoo3.utils import ALGOS
 from sb3_dqn_atari.agent.dqn import NatureDQN
 from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 from sb3_dqn_atari.evaluation.callback import PaperProtocolEvalCallback
+from sb3_dqn_atari.evaluation.callback import _SaveBestModel as _SaveBestModel  # checkpoints name it here
 
 __all__ = ["NatureAtariWrapper", "NatureDQN", "PaperProtocolEvalCallback", "register"]
 
