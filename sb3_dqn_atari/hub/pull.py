@@ -51,24 +51,19 @@ exponential backoff (``--retries``); every failure ends with one ``error: ...`` 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
-import json
 import shutil
 import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
 
 import yaml
 
-from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
+from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, open_zip
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
-from sb3_dqn_atari.common.trust import UntrustedError, check_env_id, check_relative_name
 from sb3_dqn_atari.hub.client import (
     ALGO_NAMES,
     METRICS_ZIP,
@@ -82,17 +77,15 @@ from sb3_dqn_atari.hub.client import (
     model_name,
     with_retries,
 )
-from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, read_zip_data
-
-#: Repo files copied into the rl-zoo3 config folder ``<env>/`` (repo name -> local name, as rl_zoo3.load_from_hub).
-CONFIG_FILES = {
-    "config.yml": "config.yml",
-    "args.yml": "args.yml",
-    "env_kwargs.yml": "env_kwargs.yml",
-    "vec_normalize.pkl": "vecnormalize.pkl",
-}
-#: Other repo files worth having next to the model (the unzipped model folder some repos carry is skipped).
-EXTRA_SUFFIXES = (".onnx", ".mp4", ".png", ".json", ".md")
+from sb3_dqn_atari.hub.vet import (
+    CONFIG_FILES,
+    EXTRA_SUFFIXES,
+    check_repo_files,
+    env_from_files,
+    safe_extract,
+    vet_download,
+)
+from sb3_dqn_atari.loading import UserError
 
 # ----------------------------------------------------------------------------------------------- downloading
 
@@ -128,168 +121,6 @@ def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | No
         return preferred[0]
     raise HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
 
-
-#: Largest ``results.json`` read for its env id.
-_MAX_JSON_BYTES = 16 << 20
-#: Entries of a zip's ``data`` that ``rl_zoo3.enjoy`` does not unpickle (it passes them as ``custom_objects``).
-_ENJOY_CUSTOM_OBJECTS = frozenset({"learning_rate", "lr_schedule", "clip_range"})
-
-
-def _env_from_files(
-    files: dict[str, Path], zip_name: str, source: str, trust_remote_code: bool = False
-) -> str | None:
-    """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name; an id
-    read from a file is checked (:func:`sb3_dqn_atari.common.trust.check_env_id`) unless ``trust_remote_code``."""
-    from sb3_dqn_atari.common.vetting import read_zoo_file
-
-    found: str | None = None
-    where = ""
-    args = files.get("args.yml")
-    if args is not None:
-        env = read_zoo_file(args, trust_remote_code, f"{source}/args.yml").get("env")
-        if isinstance(env, str) and env:
-            found, where = env, f"{source}/args.yml"
-    results = files.get("results.json")
-    if found is None and results is not None and results.stat().st_size <= _MAX_JSON_BYTES:
-        with contextlib.suppress(ValueError, OSError, AttributeError, RecursionError):
-            env = json.loads(results.read_text(encoding="utf-8", errors="replace")).get("env_id")
-            if isinstance(env, str) and env:
-                found, where = env, f"{source}/results.json"
-    if found is None:
-        stem = zip_name[: -len(".zip")]
-        if "-" in stem:
-            found, where = _registered_id(stem.split("-", 1)[1]), f"{source}/{zip_name}"
-    if found is not None:
-        try:
-            check_env_id(found, "the env id", where)
-        except UntrustedError:
-            if not trust_remote_code:
-                raise
-    return found
-
-
-def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
-    """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
-    data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
-    import base64
-    import binascii
-
-    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
-
-    flagged = []
-    for key, value in data.items():
-        if key in _ENJOY_CUSTOM_OBJECTS or not is_serialized(value):
-            continue
-        try:
-            check_pickle(base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True), key)
-        except (UnsafePickleError, binascii.Error, UnicodeEncodeError, ValueError):
-            flagged.append(key)
-    if flagged:
-        warnings.warn(
-            f"{label}: the pickles of {', '.join(flagged[:6])}{', ...' if len(flagged) > 6 else ''} hold more than "
-            "plain data (code or objects of other packages); sb3_dqn_atari never unpickles them, but "
-            "rl_zoo3.enjoy (SB3's load) would: run enjoy on this folder only if you trust the repo",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _registered_id(env_name: str) -> str:
-    """Map a folder-style env name back to a registered id (``ALE-Breakout-v5`` -> ``ALE/Breakout-v5``)."""
-    import gymnasium as gym
-
-    with contextlib.suppress(ImportError):
-        import ale_py
-
-        gym.register_envs(ale_py)
-    if env_name in gym.registry:
-        return env_name
-    for env_id in gym.registry:
-        if env_folder_name(env_id) == env_name:
-            return env_id
-    return env_name
-
-
-def _safe_extract(
-    archive: zipfile.ZipFile, destination: Path, source: str, max_member_bytes: int = MAX_MEMBER_BYTES
-) -> list[str]:
-    """Extract a metrics zip: every member name a plain relative path, no member (and not all of them together)
-    declaring more than ``max_member_bytes``."""
-    check_members(archive, source, max_member_bytes)
-    members = [m for m in archive.infolist() if not m.is_dir()]
-    total = sum(m.file_size for m in members)
-    if total > max_member_bytes:
-        raise HubError(f"{source} declares {total:,} bytes in all, over the {max_member_bytes:,}-byte bound")
-    for member in members:
-        check_relative_name(member.filename, source)
-    names = []
-    for member in members:
-        target = destination.joinpath(*PurePosixPath(member.filename).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
-        names.append(member.filename)
-    return names
-
-
-
-def check_repo_files(
-    repo_id: str, files: list[str], trust_remote_code: bool = False
-) -> tuple[list[str], list[str]]:
-    """``(kept, skipped)`` repo file names: a name that is not a plain relative path refuses the repo, or with
-    ``trust_remote_code`` is skipped (never written)."""
-    kept, skipped = [], []
-    for name in files:
-        try:
-            check_relative_name(name, f"the repo {repo_id}")
-        except UntrustedError as exc:
-            if not trust_remote_code:
-                raise UntrustedError(f"{exc} (--trust-remote-code skips such files, never writing them)") from None
-            skipped.append(name)
-            continue
-        kept.append(name)
-    return kept, skipped
-
-
-def vet_download(
-    repo_id: str,
-    local: dict[str, Path],
-    zip_name: str,
-    trust_remote_code: bool = False,
-    max_member_bytes: int = MAX_MEMBER_BYTES,
-) -> type:
-    """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
-    from sb3_dqn_atari.common.onnx_check import read_checked_onnx
-    from sb3_dqn_atari.common.vetting import check_pickle_file, read_zoo_file
-
-    label = f"{repo_id}/{zip_name}"
-    try:
-        data = read_zip_data(local[zip_name], max_member_bytes)
-    except ZipBombError as exc:
-        raise ZipBombError(str(exc).replace(str(local[zip_name]), label)) from None
-    except UserError as exc:
-        why = exc.__cause__.__class__.__name__ if exc.__cause__ else "no JSON data member"
-        raise HubError(f"{repo_id}: {zip_name} is not a readable SB3 model zip ({why})") from exc
-    try:
-        cls = algorithm_class(data)
-    except UserError as exc:
-        raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
-    if not trust_remote_code:
-        _check_zip_pickles(data, local[zip_name], label)
-    for name, path in local.items():
-        source = f"{repo_id}/{name}"
-        if name in CONFIG_FILES and name.endswith(".yml"):
-            read_zoo_file(path, trust_remote_code, source)
-        elif name == "vec_normalize.pkl":
-            check_pickle_file(path, trust_remote_code, source)
-        elif name == METRICS_ZIP:
-            with open_zip(path, max_member_bytes) as archive:
-                check_members(archive, source, max_member_bytes)
-                for member in archive.namelist():
-                    check_relative_name(member, source)
-        elif name.endswith(".onnx"):
-            read_checked_onnx(path, source=source)
-    return cls
 
 
 def download_from_hub(
@@ -358,7 +189,7 @@ def download_from_hub(
                 raise HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
             cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
             algo = algo or algo_name(cls.__name__)
-            env_id = env_id or _env_from_files(local, zip_name, repo_id, trust_remote_code)
+            env_id = env_id or env_from_files(local, zip_name, repo_id, trust_remote_code)
             if env_id is None:
                 raise HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
             env_id = current_env_id(env_id)
@@ -385,7 +216,7 @@ def download_from_hub(
                     (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
                 if METRICS_ZIP in local:
                     with open_zip(local[METRICS_ZIP], max_member_bytes) as archive:
-                        _safe_extract(archive, staged, f"{repo_id}/{METRICS_ZIP}", max_member_bytes)
+                        safe_extract(archive, staged, f"{repo_id}/{METRICS_ZIP}", max_member_bytes)
                 for name in wanted:
                     if name != zip_name and name not in CONFIG_FILES and name != METRICS_ZIP:
                         shutil.copyfile(local[name], staged / name)

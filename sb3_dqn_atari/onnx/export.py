@@ -67,13 +67,14 @@ from sb3_dqn_atari.onnx.verify import (
     DEFAULT_N_RANDOM,
     DEFAULT_N_REAL,
     VerificationReport,
+    check_env_matches,
     collect_observations,
+    make_model_env,
     save_verified,
 )
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
-    from stable_baselines3.common.vec_env import VecEnv
 
 
 #: Where exports land by default.
@@ -188,53 +189,6 @@ def preprocessing_for(
     if frame_stack == 0:
         frame_stack = int(space.shape[0])
     return spec, frame_stack, notes
-
-def make_model_env(
-    env_id: str, spec: PreprocessingSpec, frame_stack: int, env_kwargs: dict[str, Any] | None = None, seed: int = 0
-) -> VecEnv:
-    """The model's env as SB3 trained it (evaluation flags): ``DummyVecEnv`` + ``VecFrameStack`` +
-    ``VecTransposeImage``; built from the same spec the runtime reads."""
-    import gymnasium as gym
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
-
-    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
-
-    def make() -> gym.Env:
-        env = make_env(env_id, env_kwargs)
-        if spec.wrapper == NATURE_WRAPPER:
-            env = NatureAtariWrapper(
-                env,
-                noop_max=spec.noop_max,
-                frame_skip=spec.frame_skip,
-                terminal_on_life_loss=False,
-                clip_reward=False,
-                frame_size=spec.frame_size,
-            )
-        return env
-
-    venv: VecEnv = DummyVecEnv([make])
-    if frame_stack > 1:
-        venv = VecFrameStack(venv, frame_stack)
-    if spec.wrapper == NATURE_WRAPPER:
-        venv = VecTransposeImage(venv)
-    venv.seed(seed)
-    return venv
-
-
-def check_env_matches(model: BaseAlgorithm, venv: VecEnv, env_id: str) -> None:
-    """Raise :class:`UserError` if ``env_id`` gives other observations or actions than the model's."""
-    m_obs, e_obs = model.observation_space, venv.observation_space
-    m_act, e_act = model.action_space, venv.action_space
-    if not isinstance(m_act, spaces.Discrete):
-        raise UserError(f"the model acts in {m_act}; DQN export needs a discrete action space")
-    if m_obs.shape != e_obs.shape or m_obs.dtype != e_obs.dtype:
-        raise UserError(
-            f"the model expects observations {m_obs.shape} {m_obs.dtype} but {env_id} gives "
-            f"{e_obs.shape} {e_obs.dtype}: wrong --env for this model?"
-        )
-    if not isinstance(e_act, spaces.Discrete) or int(e_act.n) != int(m_act.n):
-        raise UserError(f"the model has {m_act.n} actions but {env_id} has {e_act}: wrong --env for this model?")
-
 
 def action_meanings(env_id: str, n_actions: int, env_kwargs: dict[str, Any] | None = None) -> list[str]:
     """The ALE's action names, or ``["0", "1", ...]`` for envs without them."""

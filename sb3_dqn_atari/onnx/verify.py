@@ -15,9 +15,11 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
+from sb3_dqn_atari.atari.envs import make_env
 from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.onnx.graph import set_metadata
+from sb3_dqn_atari.onnx.metadata import NATURE_WRAPPER, PreprocessingSpec
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
@@ -263,3 +265,50 @@ def collect_observations(
     if not len(real_array) + len(samples):
         raise UserError("nothing to verify: pass n_real + n_random > 0")
     return np.concatenate([real_array, samples])
+
+
+def make_model_env(
+    env_id: str, spec: PreprocessingSpec, frame_stack: int, env_kwargs: dict[str, Any] | None = None, seed: int = 0
+) -> VecEnv:
+    """The model's env as SB3 trained it (evaluation flags): ``DummyVecEnv`` + ``VecFrameStack`` +
+    ``VecTransposeImage``; built from the same spec the runtime reads."""
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+
+    def make() -> gym.Env:
+        env = make_env(env_id, env_kwargs)
+        if spec.wrapper == NATURE_WRAPPER:
+            env = NatureAtariWrapper(
+                env,
+                noop_max=spec.noop_max,
+                frame_skip=spec.frame_skip,
+                terminal_on_life_loss=False,
+                clip_reward=False,
+                frame_size=spec.frame_size,
+            )
+        return env
+
+    venv: VecEnv = DummyVecEnv([make])
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
+    if spec.wrapper == NATURE_WRAPPER:
+        venv = VecTransposeImage(venv)
+    venv.seed(seed)
+    return venv
+
+
+def check_env_matches(model: BaseAlgorithm, venv: VecEnv, env_id: str) -> None:
+    """Raise :class:`UserError` if ``env_id`` gives other observations or actions than the model's."""
+    m_obs, e_obs = model.observation_space, venv.observation_space
+    m_act, e_act = model.action_space, venv.action_space
+    if not isinstance(m_act, spaces.Discrete):
+        raise UserError(f"the model acts in {m_act}; DQN export needs a discrete action space")
+    if m_obs.shape != e_obs.shape or m_obs.dtype != e_obs.dtype:
+        raise UserError(
+            f"the model expects observations {m_obs.shape} {m_obs.dtype} but {env_id} gives "
+            f"{e_obs.shape} {e_obs.dtype}: wrong --env for this model?"
+        )
+    if not isinstance(e_act, spaces.Discrete) or int(e_act.n) != int(m_act.n):
+        raise UserError(f"the model has {m_act.n} actions but {env_id} has {e_act}: wrong --env for this model?")
