@@ -23,6 +23,7 @@ def make_env(
     (an unknown id, arguments the env does not take, a missing ROM, no display for a window) ends as one line of
     ``error``."""
     env_id = current_env_id(env_id)
+    register_ale()
     try:
         return gym.make(env_id, render_mode=render_mode, **(env_kwargs or {}))
     except Exception as exc:  # gymnasium's errors, the env constructor's TypeError/ValueError, ALE's, SDL's
@@ -35,13 +36,17 @@ def make_env(
 
 def is_atari(env_id: str) -> bool:
     """Whether ``env_id`` is an ALE env (a :class:`UserError` for an unknown id)."""
-    try:
-        import ale_py
-
-        gym.register_envs(ale_py)
-    except ImportError:
-        pass
+    register_ale()
     try:
         return "ale_py" in str(gym.spec(env_id).entry_point)
     except gym.error.Error as exc:
         raise UserError(f"unknown env id {env_id!r} ({exc})") from exc
+
+
+def register_ale() -> None:
+    """Register the ALE's ids with gymnasium (``BreakoutNoFrameskip-v4``, ``ALE/Breakout-v5``), if ale-py is here."""
+    try:
+        import ale_py
+    except ImportError:
+        return
+    gym.register_envs(ale_py)
