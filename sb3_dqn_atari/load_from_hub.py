@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sb3_dqn_atari.common.errors import run_cli
-from sb3_dqn_atari.hub.client import RetryPolicy
+from sb3_dqn_atari.hub.client import add_hub_arguments
 from sb3_dqn_atari.hub.pull import pull_command
 
 
@@ -35,11 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip the checks of the repo's yml files and pickles (rl-zoo3's own reader), skip unsafely named files, "
         "and let --onnx unpickle the zip (SB3's own loader): only for repos you trust",
     )
-    parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
-    parser.add_argument("--retry-wait", type=float, default=RetryPolicy.base_delay, help="first backoff (s)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_hub_arguments(parser)
     return parser.parse_args(argv)
-
 
 
 def main(argv: list[str] | None = None) -> int:

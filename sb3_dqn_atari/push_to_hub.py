@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from sb3_dqn_atari.common.errors import run_cli
-from sb3_dqn_atari.hub.client import RetryPolicy
+from sb3_dqn_atari.hub.client import add_hub_arguments
 from sb3_dqn_atari.hub.evaluate import DEFAULT_EPISODES, DEFAULT_VIDEO_LENGTH
 from sb3_dqn_atari.hub.push import push_command
 
@@ -45,11 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="load the zip with SB3's unpickling loader and the run's yml files unchecked (trusted files only)",
     )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
-    parser.add_argument("--retry-wait", type=float, default=RetryPolicy.base_delay, help="first backoff (s)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_hub_arguments(parser)
     return parser.parse_args(argv)
-
 
 
 def main(argv: list[str] | None = None) -> int:

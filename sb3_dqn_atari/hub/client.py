@@ -3,6 +3,7 @@ rl-zoo3's names (``huggingface_sb3``'s ``EnvironmentName``/``ModelName``, ``rl_z
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -222,3 +223,10 @@ def with_retries(
                 continue
             raise describe_hub_error(exc, action, repo_id, endpoint, attempt) from exc
     raise AssertionError("unreachable")
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both Hub commands take: retries with backoff, and quiet progress."""
+    parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")
+    parser.add_argument("--retry-wait", type=float, default=RetryPolicy.base_delay, help="first backoff (s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
