@@ -194,6 +194,8 @@ def make_eval_env(
     :param max_episode_frames: the 5-minute cap, 18,000 emulator frames (no-op frames included).
     :param raw_wrapper: for instrumentation: a wrapper put directly on the single-frame ALE env, under
         every preprocessing step (tests use it to record the raw rewards).
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     proto = get_protocol(protocol)
     game = atari_game(env_id)

@@ -143,6 +143,8 @@ def save_checkpoint(
     :param skip_callback: one of them not to save (the checkpointing callback itself)
     :param argv: the training command's arguments, recorded in the manifest (default ``sys.argv[1:]``)
     :return: the checkpoint folder
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     if keep is not None and keep < 1:
         raise ValueError(f"keep must be at least 1 (or None for all), not {keep}")

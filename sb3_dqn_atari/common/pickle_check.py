@@ -146,6 +146,8 @@ def check_pickle(data: bytes, source: str) -> list[str]:
     :data:`REFERENCES`), ``class`` (another class of an allowed package: may be stored, never passed to a call,
     since numpy's generator constructors call what they are given), ``obj`` (anything else); ``tainted`` when
     the value holds a ``class`` entry.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     stack: list[tuple[str, Any, bool]] = []
     memo: dict[int, tuple[str, Any, bool]] = {}

@@ -290,7 +290,10 @@ EVAL_LABELS = {
 def plot_runs(
     runs: Sequence[RunData], output: str | Path, window: int = 100, band: str = "minmax", dpi: int = 100
 ) -> tuple[int, int]:
-    """Draw the runs (grouped by game) and save a PNG atomically; returns its ``(width, height)`` in pixels."""
+    """Draw the runs (grouped by game) and save a PNG atomically; returns its ``(width, height)`` in pixels.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

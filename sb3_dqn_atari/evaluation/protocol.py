@@ -166,6 +166,8 @@ def evaluate_policy_protocol(
     :param first_episode_frames: receives every raw RGB screen of the first episode (a video).
     :param progress: show a tqdm bar on stderr.
     :return: an :class:`EvalResult`; raises what ``act_fn`` raises, KeyboardInterrupt included.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     own_env = env is None
     if env is None:

@@ -78,7 +78,10 @@ def write_model_card(
     env_kwargs: dict[str, Any],
     from_zoo: bool,
 ) -> None:
-    """README.md: model-index metadata and the text (see the module docstring); checked by parsing it back."""
+    """README.md: model-index metadata and the text (see the module docstring); checked by parsing it back.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
+    """
     from huggingface_hub import ModelCard
 
     algorithm = type(model).__name__

@@ -131,7 +131,10 @@ def evaluate_other(
     frame_stack: int,
 ) -> EvalSummary:
     """Non-Atari envs (no paper protocol): SB3's ``evaluate_policy`` with greedy actions; ``replay.mp4`` from
-    ``render()`` of the first episode."""
+    ``render()`` of the first episode.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
+    """
     import gymnasium as gym
     import numpy as np
     from stable_baselines3.common.evaluation import evaluate_policy

@@ -140,6 +140,8 @@ def download_from_hub(
 
     Every file is checked before anything is placed (:func:`vet_download`, then the files of the staged folder);
     a repo that fails leaves nothing under ``folder``. Nothing is unpickled.
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id

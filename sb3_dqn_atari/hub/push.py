@@ -293,7 +293,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def push_command(args: argparse.Namespace) -> RepoFolder:
     """``python -m sb3_dqn_atari.push_to_hub``: locate and load the model, build the repo folder, upload it in one
-    commit (or, with ``--dry-run``, leave it in a folder)."""
+    commit (or, with ``--dry-run``, leave it in a folder).
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
+    """
     _check_args(args)
     source = locate_model(
         args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code

@@ -284,6 +284,8 @@ def export_onnx(
     :param quantize_int8: also write ``NAME.int8.onnx`` (agreement reported, not required).
     :raises UserError: for a wrong env, an unwritable folder, ...; :class:`VerificationError` if the graph does
         not match (nothing is written then).
+
+    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
