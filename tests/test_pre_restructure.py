@@ -12,6 +12,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import rl_zoo3.gym_patches  # noqa: F401  (the fixtures were made with it: its TimeLimit, whatever ran before)
 import torch
 
 from sb3_dqn_atari import NatureDQN

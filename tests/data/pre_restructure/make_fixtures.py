@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import rl_zoo3.gym_patches  # noqa: F401  (as in an rl-zoo3 run: its TimeLimit wraps the env, whatever ran before)
 import torch
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
