@@ -39,8 +39,11 @@ Not rl-zoo3's ``-i``: that restarts the step counter (ε back to 1.0, 50,000 ste
 the RNGs and resets the env.
 
 What is not restored: string/path attributes (names, files of the new run), file handles (the Monitor CSV
-writer), the envs of a ``SubprocVecEnv`` (their env is reset at resume, with a warning). A checkpoint is
-trusted input: resuming unpickles it (load only your own).
+writer), the envs of a ``SubprocVecEnv`` (their env is reset at resume, with a warning).
+
+Loading unpickles the checkpoint. ``--resume`` without ``--trust-remote-code`` first checks every pickle and
+unpickles only what this project's checkpoints hold (:mod:`sb3_dqn_atari.resume_check`); the Python functions
+here do so inside :func:`sb3_dqn_atari.resume_check.checked_loading`, and otherwise trust the checkpoint.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from sb3_dqn_atari.errors import UserError
 from sb3_dqn_atari.memory import ReplayMemoryError
+from sb3_dqn_atari.resume_check import check_checkpoint, checked_loading, load_model, load_pickle, load_replay_buffer
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -519,9 +523,8 @@ class Checkpoint:
                 raise CheckpointError(f"checkpoint {self.path}: {name} does not match its SHA-256 (corrupted)")
 
     def training_state(self) -> dict[str, Any]:
-        """The RNG, env and callback states (unpickled: load only checkpoints you wrote)."""
-        with open(self.path / STATE_FILE, "rb") as f:
-            state: dict[str, Any] = pickle.load(f)
+        """The RNG, env and callback states (unpickled: see :func:`~sb3_dqn_atari.resume_check.load_pickle`)."""
+        state: dict[str, Any] = load_pickle(self.path / STATE_FILE)
         if state.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"checkpoint {self.path} has format {state.get('format')}, not {FORMAT_VERSION}")
         return state
@@ -620,11 +623,11 @@ def load_checkpoint(
     checkpoint.verify(hashes=verify)
     cls = cls or _algorithm_class(str(checkpoint.manifest.get("algorithm", "")))
     try:
-        model = cls.load(checkpoint.path / MODEL_FILE, env=env, device=device, force_reset=False, **kwargs)
+        model = load_model(cls, checkpoint.path / MODEL_FILE, env=env, device=device, force_reset=False, **kwargs)
     except (ValueError, KeyError) as exc:  # check_for_correct_spaces: a checkpoint of another env
         raise CheckpointError(f"cannot load {checkpoint.path / MODEL_FILE}: {exc}") from exc
     if (checkpoint.path / BUFFER_FILE).is_file():
-        model.load_replay_buffer(checkpoint.path / BUFFER_FILE)  # type: ignore[attr-defined]
+        load_replay_buffer(model, checkpoint.path / BUFFER_FILE)
     state = checkpoint.training_state()
     venv = model.get_env()
     if venv is not None:
@@ -926,8 +929,8 @@ def _own_options() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="with --resume: skip the checks of the run folder's yml files and of the command line the checkpoint "
-        "records (for checkpoints you trust; resuming always unpickles the checkpoint)",
+        help="with --resume: skip the checks of the run folder's yml files, of the command line the checkpoint "
+        "records and of its pickles, and unpickle it as SB3 does (for checkpoints you trust)",
     )
     return parser
 
@@ -948,7 +951,8 @@ def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_rem
     """What ``--resume`` reads as plain files, checked before anything is unpickled: the run folder around the
     checkpoint (:func:`sb3_dqn_atari.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
     checkpoint's ``model.zip`` (member sizes: SB3 reads them whole), and the command line it records when that is
-    reused (:func:`sb3_dqn_atari.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
+    reused (:func:`sb3_dqn_atari.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...), and the
+    checkpoint's pickles (:func:`sb3_dqn_atari.resume_check.check_checkpoint`)."""
     from sb3_dqn_atari.bounded_zip import check_zip
     from sb3_dqn_atari.trust import check_zoo_argv
     from sb3_dqn_atari.vetting import vet_run_folder
@@ -959,6 +963,8 @@ def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_rem
         check_zip(checkpoint.path / MODEL_FILE, what="SB3 model zip")
     if reused_argv is not None and not trust_remote_code:
         check_zoo_argv(reused_argv, str(checkpoint.path / MANIFEST_FILE))
+    if not trust_remote_code:
+        check_checkpoint(checkpoint.path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -1005,7 +1011,8 @@ def zoo_train(argv: list[str] | None = None) -> int:
     sys.argv = [sys.argv[0], *rest]
     zoo_module.ExperimentManager = _experiment_manager_class()  # type: ignore[misc]
     try:
-        zoo_module.train()
+        with checked_loading(resume is not None and not ours.trust_remote_code):
+            zoo_module.train()
     except ReplayMemoryError as exc:
         _remove_run_folders(_session)
         print(f"error: {_one_line(exc)}", file=sys.stderr)
