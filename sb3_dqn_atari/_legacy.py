@@ -27,6 +27,7 @@ MOVED: dict[str, str] = {
     **{f"sb3_dqn_atari.{m}": f"sb3_dqn_atari.atari.{m}" for m in ("preprocessing", "wrappers")},
     "sb3_dqn_atari.runtime": "sb3_dqn_atari.onnx.runtime",
     "sb3_dqn_atari.sweep.hpo": "sb3_dqn_atari.zoo.hpo",
+    "sb3_dqn_atari.resume_check": "sb3_dqn_atari.checkpoint.resume_check",
     "sb3_dqn_atari.sweep.trial_eval": "sb3_dqn_atari.evaluation.callback",
 }
 _NEW_TO_OLD = {new: old for old, new in MOVED.items()}

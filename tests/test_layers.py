@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "agent": 1,
     "atari": 1,
     "loading": 2,
-    "checkpoint": 2,
+    "checkpoint": 3,
     "onnx": 3,
     "evaluation": 4,
     "hub": 5,

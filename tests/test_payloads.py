@@ -19,6 +19,8 @@ path-traversal file name       repo files ``../name`` and ``..\\name``; ``env: .
 ONNX external data             an ``.onnx`` whose weights live in ``tripwire.bin``, watched with inotify: the payload's
                                "marker" is any process opening that file
 ONNX custom operator domain    an ``.onnx`` with a node of domain ``com.example.evil``
+code in a checkpoint pickle    the checkpoint's ``training_state.pkl`` holds an object whose ``__reduce__`` is
+                               ``os.mkdir(MARKER)`` (manifest updated; only ``train --resume`` reads checkpoints)
 =============================  =========================================================================================
 
 Each case must end with exit status 2, exactly one line on stderr (the ALE's banner and Python warnings aside, as
@@ -34,9 +36,11 @@ resume), and ``-m slow`` runs the whole table that way.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -71,6 +75,7 @@ PAYLOADS = {
     "path-traversal file name": "traversal_marker",
     "ONNX external data": "in external data",
     "ONNX custom operator domain": "custom operator domain 'com.example.evil'",
+    "code in a checkpoint pickle": f"training_state.pkl would run code when unpickled ({os.mkdir.__module__}.mkdir)",
 }
 TRAVERSAL = "traversal_marker"
 #: where play meets a payload in another form than the folder commands (see the fixture)
@@ -87,7 +92,9 @@ class Skip:
 
 
 PLAY_READS_ONE_ONNX = "play reads one .onnx file: it holds no YAML and nothing that is evaluated"
+NO_CHECKPOINT = "only train --resume reads a checkpoint (a pushed repo holds none)"
 NOT_APPLICABLE: dict[tuple[str, str], Skip] = {
+    **{(c, "code in a checkpoint pickle"): Skip(NO_CHECKPOINT) for c in COMMANDS if c != "train"},
     ("play", "tag in args.yml"): Skip(PLAY_READS_ONE_ONNX),
     ("play", "tag in config.yml"): Skip(PLAY_READS_ONE_ONNX),
     ("play", "tag in env_kwargs.yml"): Skip(PLAY_READS_ONE_ONNX),
@@ -239,6 +246,16 @@ def _bomb_zip(src: Path, dst: Path) -> None:
         next(i for i in archive.filelist if i.filename == "policy.pth").file_size = 10 * 1024**3
 
 
+class _Mkdir:
+    """Pickles as ``os.mkdir(path)``: unpickling it makes the marker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.mkdir, (self.path,))
+
+
 @dataclass
 class Planted:
     root: Path
@@ -286,6 +303,15 @@ def _plant(payload: str, run: Path, marker: Path, onnx_proto: onnx.ModelProto) -
         (run / "tripwire.bin").write_bytes(np.eye(2, dtype=np.float32).tobytes())
     elif payload == "ONNX custom operator domain":
         _onnx_with(onnx_proto, run / "model.onnx", custom=True)
+    elif payload == "code in a checkpoint pickle":
+        (checkpoint,) = (run / "checkpoints").iterdir()
+        state = pickle.loads((checkpoint / "training_state.pkl").read_bytes())  # our own file
+        state["planted"] = _Mkdir(marker)
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        (checkpoint / "training_state.pkl").write_bytes(data)
+        manifest = json.loads((checkpoint / "manifest.json").read_text())
+        manifest["files"]["training_state.pkl"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        (checkpoint / "manifest.json").write_text(json.dumps(manifest))
 
 
 def _repo_files(payload: str, run: Path, marker: Path, onnx_proto: onnx.ModelProto) -> dict[str, bytes]:
@@ -479,6 +505,10 @@ def test_the_payloads_are_live(planted: Planted, tmp_path: Path, monkeypatch: py
     monkeypatch.delitem(sys.modules, "payload_module", raising=False)
     importlib.import_module("payload_module")
     assert (planted.markers / "imported").is_dir()
+    (checkpoint,) = (planted.runs["code in a checkpoint pickle"] / "checkpoints").iterdir()
+    with contextlib.suppress(Exception):
+        pickle.loads((checkpoint / "training_state.pkl").read_bytes())  # what loading the checkpoint did
+    assert (planted.markers / _slug("code in a checkpoint pickle")).is_dir()
     run = planted.runs["ONNX external data"]
     watcher = Tripwire(run / "tripwire.bin")
     with watcher, contextlib.suppress(Exception):

@@ -74,3 +74,13 @@ def test_an_old_checkpoint_loads_and_resumes(tmp_path: Path) -> None:
     assert model.num_timesteps == STEPS + 40
     resumed, _ = load_checkpoint(tmp_path / "after", env=make_env(), device="cpu")
     assert resumed.num_timesteps == STEPS + 40
+
+
+def test_the_resume_checks_admit_the_old_names() -> None:
+    """``train --resume`` checks a checkpoint's pickles before unpickling them: the pre-layering names pass."""
+    from sb3_dqn_atari.checkpoint.resume_check import ADMITTED, check_model_zip, check_pickle_file
+
+    old = {("sb3_dqn_atari.replay", "FrameReplayBuffer"), ("sb3_dqn_atari.evaluation", "EvalEnvInfo")}
+    assert old <= ADMITTED.classes
+    assert "sb3_dqn_atari.policies.MlpPolicy" in check_model_zip(CHECKPOINT / "model.zip")
+    assert "sb3_dqn_atari.replay.FrameReplayBuffer" in check_pickle_file(CHECKPOINT / "replay_buffer.pkl")

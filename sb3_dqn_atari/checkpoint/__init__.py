@@ -39,8 +39,12 @@ Not rl-zoo3's ``-i``: that restarts the step counter (ε back to 1.0, 50,000 ste
 the RNGs and resets the env.
 
 What is not restored: string/path attributes (names, files of the new run), file handles (the Monitor CSV
-writer), the envs of a ``SubprocVecEnv`` (their env is reset at resume, with a warning). A checkpoint is
-trusted input: resuming unpickles it (load only your own).
+writer), the envs of a ``SubprocVecEnv`` (their env is reset at resume, with a warning).
+
+Loading unpickles the checkpoint. ``--resume`` without ``--trust-remote-code`` first checks every pickle and
+unpickles only what this project's checkpoints hold (:mod:`sb3_dqn_atari.checkpoint.resume_check`); the Python
+functions here do so inside :func:`~sb3_dqn_atari.checkpoint.resume_check.checked_loading`, and otherwise trust
+the checkpoint.
 """
 
 

@@ -23,6 +23,7 @@ from rl_zoo3.utils import ALGOS
 
 from sb3_dqn_atari.agent.memory import ReplayMemoryError
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
+from sb3_dqn_atari.checkpoint.resume_check import check_checkpoint, checked_loading
 from sb3_dqn_atari.checkpoint.state import CheckpointError
 from sb3_dqn_atari.checkpoint.store import MANIFEST_FILE, MODEL_FILE, Checkpoint, latest_checkpoint, load_checkpoint
 from sb3_dqn_atari.common.errors import UserError
@@ -41,6 +42,7 @@ class TrainSession:
     resume: Checkpoint | None = None
     learning: bool = False
     run_folders: list[str] = field(default_factory=list)
+    trust_remote_code: bool = False
 
 
 class ResumableExperimentManager(ExperimentManager):
@@ -151,8 +153,8 @@ def own_options() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="with --resume: skip the checks of the run folder's yml files and of the command line the checkpoint "
-        "records (for checkpoints you trust; resuming always unpickles the checkpoint)",
+        help="with --resume: skip the checks of the run folder's yml files, of the command line the checkpoint "
+        "records and of its pickles, and unpickle it as SB3 does (for checkpoints you trust)",
     )
     return parser
 
@@ -173,7 +175,8 @@ def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_rem
     """What ``--resume`` reads as plain files, checked before anything is unpickled: the run folder around the
     checkpoint (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's yml files, zip and ONNX files), the
     checkpoint's ``model.zip`` (member sizes: SB3 reads them whole), and the command line it records when that is
-    reused (:func:`sb3_dqn_atari.common.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...)."""
+    reused (:func:`sb3_dqn_atari.common.trust.check_zoo_argv`: ``-conf``, ``--gym-packages``, ``-params``, ...), and
+    the checkpoint's pickles (:func:`sb3_dqn_atari.checkpoint.resume_check.check_checkpoint`)."""
     from sb3_dqn_atari.common.bounded_zip import check_zip
     from sb3_dqn_atari.common.trust import check_zoo_argv
     from sb3_dqn_atari.common.vetting import vet_run_folder
@@ -184,6 +187,8 @@ def _vet_resume(checkpoint: Checkpoint, reused_argv: list[str] | None, trust_rem
         check_zip(checkpoint.path / MODEL_FILE, what="SB3 model zip")
     if reused_argv is not None and not trust_remote_code:
         check_zoo_argv(reused_argv, str(checkpoint.path / MANIFEST_FILE))
+    if not trust_remote_code:
+        check_checkpoint(checkpoint.path)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -212,7 +217,9 @@ def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[Tra
     if resume is not None:
         resume.verify(hashes=False)
         _vet_resume(resume, reused, ours.trust_remote_code)
-    return TrainSession(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume), rest
+    session = TrainSession(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume)
+    session.trust_remote_code = ours.trust_remote_code
+    return session, rest
 
 
 @contextlib.contextmanager
@@ -246,7 +253,8 @@ def zoo_train(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     with _zoo_train_with(session, rest) as zoo_module:
         try:
-            zoo_module.train()
+            with checked_loading(session.resume is not None and not session.trust_remote_code):
+                zoo_module.train()
         except ReplayMemoryError as exc:
             _remove_run_folders(session)
             print(f"error: {_one_line(exc)}", file=sys.stderr)

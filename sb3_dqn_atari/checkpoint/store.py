@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_dqn_atari.checkpoint.resume_check import load_model, load_pickle, load_replay_buffer
 from sb3_dqn_atari.checkpoint.state import (
     CheckpointError,
     EnvStateError,
@@ -256,9 +257,9 @@ class Checkpoint:
                 raise CheckpointError(f"checkpoint {self.path}: {name} does not match its SHA-256 (corrupted)")
 
     def training_state(self) -> dict[str, Any]:
-        """The RNG, env and callback states (unpickled: load only checkpoints you wrote)."""
-        with open(self.path / STATE_FILE, "rb") as f:
-            state: dict[str, Any] = pickle.load(f)
+        """The RNG, env and callback states (unpickled: see
+        :func:`~sb3_dqn_atari.checkpoint.resume_check.load_pickle`)."""
+        state: dict[str, Any] = load_pickle(self.path / STATE_FILE)
         if state.get("format") != FORMAT_VERSION:
             raise CheckpointError(f"checkpoint {self.path} has format {state.get('format')}, not {FORMAT_VERSION}")
         return state
@@ -357,11 +358,11 @@ def load_checkpoint(
     checkpoint.verify(hashes=verify)
     cls = cls or _algorithm_class(str(checkpoint.manifest.get("algorithm", "")))
     try:
-        model = cls.load(checkpoint.path / MODEL_FILE, env=env, device=device, force_reset=False, **kwargs)
+        model = load_model(cls, checkpoint.path / MODEL_FILE, env=env, device=device, force_reset=False, **kwargs)
     except (ValueError, KeyError) as exc:  # check_for_correct_spaces: a checkpoint of another env
         raise CheckpointError(f"cannot load {checkpoint.path / MODEL_FILE}: {exc}") from exc
     if (checkpoint.path / BUFFER_FILE).is_file():
-        model.load_replay_buffer(checkpoint.path / BUFFER_FILE)  # type: ignore[attr-defined]
+        load_replay_buffer(model, checkpoint.path / BUFFER_FILE)
     state = checkpoint.training_state()
     venv = model.get_env()
     if venv is not None:

@@ -20,12 +20,19 @@ stack (strings, the memo, marks) to see which global each ``STACK_GLOBAL`` names
 and it uses no extension registry, persistent id, out-of-band buffer or protocol-0/1 instantiation. Pickled
 functions (cloudpickle writes a function's code; SB3 1.x zips hold such schedules) are refused: their code
 would run.
+
+Another set of globals, by the same roles, is an :class:`AllowList` (:data:`PLAIN_DATA` is the one above;
+:mod:`sb3_dqn_atari.checkpoint.resume_check` has the one of this project's training checkpoints). A pickle can also
+be read from a file: byte strings longer than :data:`SKIP_BYTES` (a replay memory's frames) are then skipped, not read,
+since nothing in them is a name or a call.
 """
 
 from __future__ import annotations
 
+import io
 import pickletools
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
 
 from sb3_dqn_atari._legacy import old_name, with_old_names
 from sb3_dqn_atari.common.errors import UserError
@@ -108,6 +115,34 @@ REFERENCES: frozenset[tuple[str, str]] = (
     | {(f"numpy.random._{m}", c) for m, c in (("pcg64", "PCG64"), ("pcg64", "PCG64DXSM"), ("mt19937", "MT19937"),
                                                ("philox", "Philox"), ("sfc64", "SFC64"))}
 )
+#: byte strings longer than this are skipped (seeked over) when a pickle is checked from a file
+SKIP_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """The globals a pickle may name, by what it may do with them.
+
+    :param calls: callables it may call (``REDUCE``)
+    :param classes: classes it may instantiate (``NEWOBJ``, then ``BUILD`` sets the state)
+    :param passed: other globals it may hold or pass to one of ``calls``/``classes``
+    :param stored: classes it may only hold (never pass to a call, nor set into an object's state); ``None``: any
+        class of an allowed package (:func:`sb3_dqn_atari.common.trust.check_class_name`) or optimizer the safe
+        loader knows
+    """
+
+    calls: frozenset[tuple[str, str]]
+    classes: frozenset[tuple[str, str]]
+    passed: frozenset[tuple[str, str]]
+    stored: frozenset[tuple[str, str]] | None = None
+
+    def names(self) -> frozenset[tuple[str, str]]:
+        """Every global the list admits (what a restricted ``find_class`` may return)."""
+        return self.calls | self.classes | self.passed | (self.stored or frozenset())
+
+
+#: plain data (the module docstring): SB3 zips' ``data`` pickles and ``vecnormalize.pkl``
+PLAIN_DATA = AllowList(CALLABLES, CLASSES, REFERENCES - CALLABLES - CLASSES)
 _STRINGS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"}
 _REFUSED = {
     "INST": "an old-style instantiation (INST)",
@@ -123,7 +158,56 @@ _MARK = ("mark", None, False)
 
 
 class UnsafePickleError(UserError):
-    """A pickle that would import or call more than plain data needs."""
+    """A pickle that would import or call more than plain data needs.
+
+    :param name: the ``module.name`` of the global it was refused for (``None``: refused for its structure)
+    :param reason: what it would do, without the file's name
+    """
+
+    def __init__(self, message: str, name: str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+        self.reason = reason or message
+
+
+class _Hole(bytes):
+    """What :class:`_SkippingReader` returns for a byte string it skipped: empty, but as long as the string."""
+
+    size: int
+
+    def __new__(cls, size: int) -> _Hole:
+        hole = super().__new__(cls)
+        hole.size = size
+        return hole
+
+    def __len__(self) -> int:
+        return self.size
+
+    def decode(self, *args: Any, **kwargs: Any) -> str:
+        raise ValueError("a string too long to check")
+
+
+class _SkippingReader:
+    """A pickle file for :func:`pickletools.genops` that seeks over long byte strings instead of reading them."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.end = file.seek(0, io.SEEK_END)
+        file.seek(0)
+
+    def read(self, n: int = -1) -> bytes:
+        if 0 <= n <= SKIP_BYTES:
+            return self.file.read(n)
+        if n < 0 or self.file.tell() + n > self.end:
+            raise EOFError("the pickle ends inside a byte string")
+        self.file.seek(n, io.SEEK_CUR)
+        return _Hole(n)
+
+    def readline(self) -> bytes:
+        return self.file.readline(SKIP_BYTES)
+
+    def tell(self) -> int:
+        return self.file.tell()
 
 
 def _class_reference_ok(module: str, name: str) -> bool:
@@ -138,23 +222,25 @@ def _class_reference_ok(module: str, name: str) -> bool:
     return True
 
 
-def check_pickle(data: bytes, source: str) -> list[str]:
-    """Raise :class:`UnsafePickleError` unless the pickle ``data`` (from ``source``, named in the message)
-    names and calls only what the module docstring lists; return the globals it names.
+def check_pickle(data: bytes | BinaryIO, source: str, allowed: AllowList = PLAIN_DATA) -> list[str]:
+    """Raise :class:`UnsafePickleError` unless the pickle ``data`` (bytes, or a binary file open at its start;
+    from ``source``, named in the message) names and calls only what ``allowed`` admits (default: the module
+    docstring's lists); return the globals it names.
 
     Each stack entry is ``(kind, value, tainted)``: ``kind`` ``str`` (a string constant), ``global`` (one of
-    :data:`REFERENCES`), ``class`` (another class of an allowed package: may be stored, never passed to a call,
-    since numpy's generator constructors call what they are given), ``obj`` (anything else); ``tainted`` when
-    the value holds a ``class`` entry.
+    ``allowed``'s calls, classes or passed globals), ``class`` (a class it may only store: never passed to a
+    call, since numpy's generator constructors call what they are given), ``obj`` (anything else);
+    ``tainted`` when the value holds a ``class`` entry.
 
     Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     stack: list[tuple[str, Any, bool]] = []
     memo: dict[int, tuple[str, Any, bool]] = {}
     named: list[str] = []
+    referenced = allowed.calls | allowed.classes | allowed.passed
 
-    def fail(why: str) -> UnsafePickleError:
-        return UnsafePickleError(f"{source} {why}; not unpickled")
+    def fail(why: str, name: str | None = None) -> UnsafePickleError:
+        return UnsafePickleError(f"{source} {why}; not unpickled", name, why)
 
     def pop() -> tuple[str, Any, bool]:
         if not stack or stack[-1] is _MARK:
@@ -174,21 +260,24 @@ def check_pickle(data: bytes, source: str) -> list[str]:
         if not isinstance(module, str) or not isinstance(name, str):
             raise fail("computes the name of a global it imports")
         named.append(f"{module}.{name}")
-        if (module, name) in REFERENCES:
+        if (module, name) in referenced:
             return ("global", (module, name), False)
-        if _class_reference_ok(module, name):
+        stored = _class_reference_ok(module, name) if allowed.stored is None else (module, name) in allowed.stored
+        if stored:
             return ("class", (module, name), True)
-        raise fail(f"names {module}.{name}, which is not plain data this project reads")
+        raise fail(f"names {module}.{name}, which is not plain data this project reads", f"{module}.{name}")
 
-    def call(kind: str, value: Any, arguments: tuple[str, Any, bool], allowed: frozenset[tuple[str, str]]) -> None:
-        if kind != "global" or value not in allowed:
+    def call(kind: str, value: Any, arguments: tuple[str, Any, bool], callables: frozenset[tuple[str, str]]) -> None:
+        if kind != "global" or value not in callables:
             what = f"{value[0]}.{value[1]}" if kind in ("global", "class") else "a computed value"
-            raise fail(f"calls {what}, which is not one of the constructors of plain data")
+            raise fail(f"calls {what}, which is not one of the constructors of plain data",
+                       what if kind in ("global", "class") else None)
         if arguments[2]:
-            raise fail(f"passes a class to {value[0]}.{value[1]}")
+            raise fail(f"passes a class to {value[0]}.{value[1]}", f"{value[0]}.{value[1]}")
 
     try:
-        for opcode, arg, _ in pickletools.genops(data):
+        source_file = data if isinstance(data, bytes) else cast(BinaryIO, _SkippingReader(data))
+        for opcode, arg, _ in pickletools.genops(source_file):
             name = opcode.name
             if name in _REFUSED:
                 raise fail(f"uses {_REFUSED[name]}")
@@ -204,7 +293,7 @@ def check_pickle(data: bytes, source: str) -> list[str]:
             elif name == "REDUCE":
                 arguments = pop()
                 kind, value, _ = pop()
-                call(kind, value, arguments, CALLABLES)
+                call(kind, value, arguments, allowed.calls)
                 stack.append(("obj", value, False))
             elif name in ("NEWOBJ", "NEWOBJ_EX"):
                 arguments = pop()
@@ -212,7 +301,7 @@ def check_pickle(data: bytes, source: str) -> list[str]:
                     keywords = pop()
                     arguments = ("obj", None, arguments[2] or keywords[2])
                 kind, value, _ = pop()
-                call(kind, value, arguments, CLASSES)
+                call(kind, value, arguments, allowed.classes)
                 stack.append(("obj", value, False))
             elif name == "BUILD":
                 state = pop()
@@ -249,6 +338,6 @@ def check_pickle(data: bytes, source: str) -> list[str]:
                 stack.extend(("obj", None, tainted) for _ in after)
     except UnsafePickleError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, EOFError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, EOFError, UnicodeDecodeError, OSError) as exc:
         raise fail(f"is not a readable pickle ({exc.__class__.__name__})") from exc
     return named
