@@ -77,12 +77,15 @@ class PaperProtocolEvalCallback(NatureEvalCallback):
 def register(name: str = "dqn") -> None:
     """Make rl-zoo3's ``--algo name`` build :class:`NatureDQN`, ``--eval-freq`` use the paper's protocol, and
     ``-optimize`` sample around the paper's values and score trials with its protocol
-    (:mod:`sb3_dqn_atari.sweep.hpo`), in this process."""
+    (:mod:`sb3_dqn_atari.sweep.hpo`), and runs print and record what they train (:mod:`sb3_dqn_atari.zoo_run`),
+    in this process."""
+    from sb3_dqn_atari import zoo_run
     from sb3_dqn_atari.sweep import hpo
 
     ALGOS[name] = NatureDQN
     exp_manager.EvalCallback = PaperProtocolEvalCallback  # type: ignore[misc,assignment]
     hpo.register(name)
+    zoo_run.install()  # the run's first lines (class, mode, yml, torch threads), config.yml's n_timesteps
 
 
 register()
