@@ -23,10 +23,11 @@ MOVED: dict[str, str] = {
         "errors", "files", "safe_yaml", "trust", "bounded_zip", "env_ids", "pickle_check", "onnx_check", "vetting")},
     **{f"sb3_dqn_atari.{m}": f"sb3_dqn_atari.agent.{m}" for m in (
         "dqn", "optim", "networks", "policies", "replay", "memory", "allocator", "sum_tree", "prioritized", "dueling",
-        "hardware", "layout", "lua_order", "variants")},
+        "hardware", "layout", "lua_order", "variants", "threads")},
     **{f"sb3_dqn_atari.{m}": f"sb3_dqn_atari.atari.{m}" for m in ("preprocessing", "wrappers")},
     "sb3_dqn_atari.runtime": "sb3_dqn_atari.onnx.runtime",
     "sb3_dqn_atari.sweep.hpo": "sb3_dqn_atari.zoo.hpo",
+    "sb3_dqn_atari.zoo_run": "sb3_dqn_atari.zoo.run",
     "sb3_dqn_atari.resume_check": "sb3_dqn_atari.checkpoint.resume_check",
     "sb3_dqn_atari.sweep.trial_eval": "sb3_dqn_atari.evaluation.callback",
 }

@@ -1,4 +1,4 @@
-"""``python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--opset N]``:
+"""``python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--overwrite]``:
 a DQN agent (SB3 zip or rl-zoo3 run folder) to a verified ONNX file with metadata (:mod:`sb3_dqn_atari.onnx.export`).
 A graph that does not match PyTorch exits with status 1, bad input with 2."""
 
@@ -21,6 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=Path, help="output .onnx (default exported_models/<env>-<algo>.onnx)")
     parser.add_argument("--env", help="env id (default: the one rl-zoo3 recorded; required for a bare zip)")
     parser.add_argument("--quantize", action="store_true", help="also write NAME.int8.onnx (int8 dynamic)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing output files (default: refuse, nothing written)"
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument(
         "--preprocessing", choices=("auto", "nature", "none"), default="auto", help="recorded preprocessing"

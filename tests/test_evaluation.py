@@ -496,19 +496,29 @@ def test_nature_eval_callback_from_an_rl_zoo3_yml_entry(tmp_path: Path) -> None:
     model.set_logger(configure(str(tmp_path / "sb3log"), ["csv"]))
     model.learn(250, callback=callback)
 
-    data = np.load(run_dir / "evaluations_nature.npz")
+    data = dict(np.load(run_dir / "evaluations_nature.npz"))
     np.testing.assert_array_equal(data["timesteps"], [100, 200])
     np.testing.assert_array_equal(data["frames"], [400, 800])
     assert data["results"].shape == (2, 2) and str(data["protocol"]) == "nature"
-    # no gradient step yet (learning_starts): both evaluations equal a direct evaluation of the same network
-    direct = evaluate_policy_protocol(
-        lambda obs: model.predict(obs, deterministic=True)[0], BREAKOUT, episodes=2, seed=0, max_episode_frames=600
-    )
+    # evaluation k is seeded with seed + k (issue 18): no gradient step yet (learning_starts), so evaluation k
+    # equals a direct evaluation of the same network with seed k, and the two evaluations drew different no-op
+    # starts (the ε stream is spawned from the same seed)
+    np.testing.assert_array_equal(data["seeds"], [0, 1])
     for row in range(2):
+        direct = evaluate_policy_protocol(
+            lambda obs: model.predict(obs, deterministic=True)[0],
+            BREAKOUT,
+            episodes=2,
+            seed=row,
+            max_episode_frames=600,
+        )
         np.testing.assert_array_equal(data["results"][row], [e.score for e in direct.episodes])
         np.testing.assert_array_equal(data["ep_frames"][row], [e.frames for e in direct.episodes])
+        np.testing.assert_array_equal(data["noops"][row], [e.noops for e in direct.episodes])
+    assert not np.array_equal(data["noops"][0], data["noops"][1])
     table = pd.read_csv(run_dir / "evaluations_nature.csv")
     np.testing.assert_allclose(table["mean"], data["results"].mean(axis=1))
+    assert table["seed"].tolist() == [0, 1]
     logged = pd.read_csv(tmp_path / "sb3log" / "progress.csv")["eval/paper_score"].dropna()
     np.testing.assert_allclose(logged, data["results"].mean(axis=1))
 

@@ -329,6 +329,59 @@ def test_quantized_export_reports_agreement(cartpole_model: DQN, tmp_path: Path)
     assert OnnxAgent(report.quantized_path).metadata.n_actions == 2
 
 
+def test_int8_tolerance_verdict_by_hand() -> None:
+    """The verdict of a non-required (int8) comparison, from numbers worked by hand: Q-values off by 0.3 on one
+    observation are outside a 1e-4 tolerance even though every action agrees; off by 5e-5, within."""
+    from sb3_dqn_atari.onnx.verify import compare
+
+    q_torch = np.array([[1.0, 0.0], [0.0, 2.0]])
+    actions = np.array([0, 1])
+    off = np.array([[0.3, 0.0], [0.0, 0.0]])
+    far = compare(q_torch + off, actions, q_torch, actions, 2, 1e-4, "int8", required=False)
+    near = compare(q_torch + 5e-5, actions, q_torch, actions, 2, 1e-4, "int8", required=False)
+    assert far.passed and not far.within_tolerance and "OUTSIDE the float32 tolerance" in far.summary()
+    assert near.within_tolerance and "within the float32 tolerance" in near.summary()
+    # an action beyond a near-tie is outside too: PyTorch prefers 0 by 1.0, the graph (off by 1e-5) says 1
+    flipped = compare(q_torch + 1e-5, np.array([1, 1]), q_torch, actions, 2, 1e-4, "int8", required=False)
+    assert flipped.max_abs_dq <= 1e-4 and not flipped.within_tolerance
+
+
+def test_export_cli_never_replaces_a_file_silently(
+    cartpole_model: DQN, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: ``export --quantize`` replaced an existing float32 file without a word. An existing output (or
+    its ``.int8.onnx``) stops the command with one line and leaves both files as they were; ``--overwrite``
+    replaces them; an int8 file outside the float32 tolerance gets a ``warning:`` line in the summary."""
+    zip_path = tmp_path / "cartpole.zip"
+    cartpole_model.save(zip_path)
+    out, int8 = tmp_path / "out" / "cp.onnx", tmp_path / "out" / "cp.int8.onnx"
+    argv = [str(zip_path), "--env", "CartPole-v1", "-o", str(out), "--n-real", "32", "--n-random", "32", "-q"]
+    assert export_main(argv) == 0 and out.is_file() and not int8.exists()
+    float_bytes = out.read_bytes()
+    capsys.readouterr()
+
+    assert export_main([*argv, "--quantize"]) == 2  # the float32 file exists
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(out) in err[0] and "--overwrite" in err[0]
+    assert out.read_bytes() == float_bytes and not int8.exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cp.onnx"]  # no temporary file left
+
+    other = tmp_path / "out" / "other.onnx"
+    int8_only = tmp_path / "out" / "other.int8.onnx"
+    int8_only.write_bytes(b"an int8 export of another agent")
+    assert export_main([*argv[:4], str(other), *argv[5:], "--quantize"]) == 2  # its int8 file exists
+    assert str(int8_only) in capsys.readouterr().err and not other.exists()
+    assert int8_only.read_bytes() == b"an int8 export of another agent"
+
+    assert export_main([*argv, "--quantize", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and int8.is_file()
+    report = json.loads({p.key: p.value for p in onnx.load(str(int8)).metadata_props}["verification"])
+    # the random MLP's int8 Q-values miss 1e-4 (they differ by ~1e-2): the summary must say it in words
+    assert report["max_abs_dq"] > report["atol"]
+    assert f"warning: {int8} is OUTSIDE the float32 tolerance" in printed
+
+
 def test_export_cli_from_rl_zoo_run_folder(
     cartpole_model: DQN, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

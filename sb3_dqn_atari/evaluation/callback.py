@@ -48,6 +48,15 @@ class NatureEvalCallback(EventCallback):
     ``eval/paper_human_normalized`` (percent) and ``eval/paper_episode_frames`` to the SB3 logger, and writes
     ``evaluations_nature.npz`` and ``evaluations_nature.csv`` to the run folder.
 
+    Evaluation ``k`` (0, 1, 2, ... in the order they run) uses the seed ``seed + k``: its emulator start, no-op
+    counts and ε draws differ from the previous evaluation's, so two evaluations of a policy that changes only a
+    little are not trivially equal. With one seed for all (before issue 18), every evaluation replayed the same
+    no-op counts and ε draws, and a network whose greedy action along that trajectory had not changed replayed
+    the same game to the last digit: Breakout's networks in the quick start's first 100k steps choose NOOP for
+    96–99 % of the states they see (the best and second-best Q-values ~1e-3 apart), so the ball is launched by
+    the same ε draws each time. The seeds are recorded (``seeds`` in the npz, ``seed`` in the csv), a rerun
+    reproduces them, and an exact resume goes on with the next ``k``.
+
     With rl-zoo3, add to the hyperparameter yml (rl-zoo3 instantiates it with these kwargs)::
 
         callback:
@@ -58,11 +67,12 @@ class NatureEvalCallback(EventCallback):
     :param env_id: the game; default: the training env's id.
     :param protocol: ``"nature"`` or ``"machado"``.
     :param epsilon: ε of the ε-greedy evaluation policy.
-    :param seed: seed of every evaluation (the same start states each time, so points differ by the network).
+    :param seed: seed of the first evaluation; evaluation ``k`` uses ``seed + k``.
     :param log_path: folder for the npz/csv; default: the folder of the training env's Monitor file
         (rl-zoo3's run folder), else the logger's folder; ``None`` if neither exists (logging only).
     :param max_episode_frames: the 5-minute cap (18,000 emulator frames).
     :param callback_on_new_best: called when the mean score improves.
+    :param file_stem: the files' name, ``<file_stem>.npz`` and ``.csv``.
     """
 
     def __init__(
@@ -77,6 +87,7 @@ class NatureEvalCallback(EventCallback):
         max_episode_frames: int = EVAL_MAX_FRAMES,
         callback_on_new_best: BaseCallback | None = None,
         verbose: int = 1,
+        file_stem: str = "evaluations_nature",
     ) -> None:
         super().__init__(callback_on_new_best, verbose=verbose)
         if eval_freq <= 0 or n_eval_episodes <= 0:
@@ -90,6 +101,9 @@ class NatureEvalCallback(EventCallback):
         self.seed = int(seed)
         self.log_path: Path | None = Path(log_path) if log_path is not None else None
         self.max_episode_frames = int(max_episode_frames)
+        if not file_stem or Path(file_stem).name != file_stem or file_stem in (".", ".."):
+            raise ValueError(f"file_stem must be a plain file name, not {file_stem!r}")
+        self.file_stem = str(file_stem)
         self.best_mean = -math.inf
         self.last_result: EvalResult | None = None
         self.timesteps: list[int] = []
@@ -135,7 +149,7 @@ class NatureEvalCallback(EventCallback):
             self._act,
             protocol=self.protocol,
             episodes=self.n_eval_episodes,
-            seed=self.seed,
+            seed=self.seed + len(self.results),  # evaluation k: seed + k (see the class docstring)
             epsilon=self.epsilon,
             env=self._env,
         )
@@ -179,10 +193,11 @@ class NatureEvalCallback(EventCallback):
             "human_normalized": np.array([math.nan if h is None else h for h in hns], dtype=np.float64),
             "protocol": np.array(self.protocol),
             "epsilon": np.array(self.epsilon),
+            "seeds": np.array([r.seed for r in self.results], dtype=np.int64),
         }
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        atomic_write_bytes(self.log_path / "evaluations_nature.npz", buffer.getvalue())
+        atomic_write_bytes(self.log_path / f"{self.file_stem}.npz", buffer.getvalue())
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow(
@@ -198,6 +213,7 @@ class NatureEvalCallback(EventCallback):
                 "n_episodes",
                 "protocol",
                 "epsilon",
+                "seed",
             ]
         )
         for step, r, h in zip(self.timesteps, self.results, hns, strict=True):
@@ -214,9 +230,10 @@ class NatureEvalCallback(EventCallback):
                     len(r.episodes),
                     self.protocol,
                     self.epsilon,
+                    r.seed,
                 ]
             )
-        atomic_write_bytes(self.log_path / "evaluations_nature.csv", text.getvalue().encode())
+        atomic_write_bytes(self.log_path / f"{self.file_stem}.csv", text.getvalue().encode())
 
     def _on_training_end(self) -> None:
         if self._env is not None:

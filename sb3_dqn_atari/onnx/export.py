@@ -2,7 +2,8 @@
 
 ::
 
-    python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--opset N]
+    python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--overwrite]
+        [--opset N]
 
 ``MODEL`` is an SB3 zip (:class:`~sb3_dqn_atari.NatureDQN`, SB3's ``DQN`` with ``CnnPolicy`` or ``MlpPolicy``,
 sb3-contrib's ``QRDQN``) or an rl-zoo3 run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``).
@@ -31,7 +32,10 @@ temporary file in the output folder and moved into place with ``os.replace`` onl
 difference is a near-tie: if onnxruntime's action is the argmax of its own Q-values, ``Q_torch`` of the two
 actions differ by at most ``2·max|ΔQ|``, and such a pair is reported, not failed. The optional int8 file
 (``onnxruntime.quantization.quantize_dynamic``) goes through the same comparison and reports its agreement
-without requiring 100%.
+without requiring 100%; when it misses the float32 tolerance, the summary says so in a ``warning:`` line.
+
+The command never replaces an existing file without being told: when the output (or, with ``--quantize``, its
+``NAME.int8.onnx``) exists, it stops with one ``error:`` line before writing anything, unless ``--overwrite``.
 
 Context: users report mismatches between SB3 policies and their ONNX export (SB3 issue #1211, rl-zoo3 #394);
 the graph here is checked at every export instead.
@@ -351,9 +355,13 @@ def export_command(args: argparse.Namespace) -> ExportReport:
     if resolve_model(args.model, args.env, args.trust_remote_code).env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     model, source = load_agent(args.model, device="cpu", env_id=args.env, trust_remote_code=args.trust_remote_code)
+    output = args.output if args.output is not None else default_path(str(source.env_id), type(model).__name__)
+    for target in (output, quantized_path(output)) if args.quantize else (output,):
+        if target.exists() and not args.overwrite:  # an earlier export is never replaced without a word
+            raise UserError(f"{target} exists; pass -o NEW.onnx to keep it, or --overwrite to replace it")
     report = export_onnx(
         model,
-        args.output,
+        output,
         source.env_id,
         hyperparams=source.hyperparams,
         preprocessing=args.preprocessing,
@@ -377,5 +385,12 @@ def export_command(args: argparse.Namespace) -> ExportReport:
     if report.quantized is not None and report.quantized_path is not None:
         print(report.quantized.summary())
         print(f"wrote {report.quantized_path} ({(report.quantized_size_bytes or 0) / 1e6:.2f} MB)")
+        if not report.quantized.within_tolerance:
+            print(
+                f"warning: {report.quantized_path} is OUTSIDE the float32 tolerance (max |ΔQ| "
+                f"{report.quantized.max_abs_dq:.3g} > {report.quantized.atol:g}, or greedy actions that differ "
+                f"beyond a near-tie: {report.quantized.n_agree}/{report.quantized.n_observations} agree); "
+                f"{report.path} is the verified file"
+            )
     print(f"play it: python -m sb3_dqn_atari.play {report.path}")
     return report

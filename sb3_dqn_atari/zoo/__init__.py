@@ -35,12 +35,14 @@ __all__ = ["NatureAtariWrapper", "NatureDQN", "PaperProtocolEvalCallback", "regi
 def register(name: str = "dqn") -> None:
     """Make rl-zoo3's ``--algo name`` build :class:`NatureDQN`, ``--eval-freq`` use the paper's protocol, and
     ``-optimize`` sample around the paper's values and score trials with its protocol
-    (:mod:`sb3_dqn_atari.zoo.hpo`), in this process."""
-    from sb3_dqn_atari.zoo import hpo
+    (:mod:`sb3_dqn_atari.zoo.hpo`), and runs print and record what they train (:mod:`sb3_dqn_atari.zoo.run`),
+    in this process."""
+    from sb3_dqn_atari.zoo import hpo, run
 
     ALGOS[name] = NatureDQN
     exp_manager.EvalCallback = PaperProtocolEvalCallback  # type: ignore[misc,assignment]
     hpo.register(name)
+    run.install()  # the run's first lines (class, mode, yml, torch threads), config.yml's n_timesteps
 
 
 register()
