@@ -652,3 +652,29 @@ def test_cli_trust_remote_code(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert evaluate_main([*evaluate, "-o", str(tmp_path / "trusted.json"), "--trust-remote-code"]) == 0
     assert marker.exists()
     capsys.readouterr()
+
+
+def test_card_names_the_variant_and_its_papers(
+    hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A NatureDQN with improvements switched on (Double DQN, a dueling head, 3-step returns) gets a card that
+    names them with their papers; prioritized replay, which a zip loaded without unpickling does not carry, is
+    read from the run's hyperparameters."""
+    from sb3_dqn_atari import DuelingMlpPolicy, NatureDQN
+    from sb3_dqn_atari.agent.variants import describe
+
+    monkeypatch.delenv("HF_TOKEN")
+    model = NatureDQN(DuelingMlpPolicy, "CartPole-v1", double_q=True, n_steps=3, device="cpu", seed=0,
+                      policy_kwargs={"net_arch": [16]}, learning_starts=0)  # fmt: skip
+    model.save(tmp_path / "variant.zip")
+    out = tmp_path / "repo"
+    assert push_main([str(tmp_path / "variant.zip"), "--env", "CartPole-v1", "--dry-run", str(out), *QUICK]) == 0
+    card = (out / "README.md").read_text()
+    assert "Variant: **Nature DQN + Double DQN + dueling network + 3-step returns**" in card
+    assert "van Hasselt, Guez & Silver 2016" in card and "Wang et al. 2016" in card and "Hessel et al. 2018" in card
+    plain = NatureDQN("MlpPolicy", "CartPole-v1", device="cpu")
+    mnih = "Mnih et al. 2015, Human-level control through deep reinforcement learning"
+    assert describe(plain) == ("Nature DQN", [mnih])
+    buffer = {"replay_buffer_class": "__import__('sb3_dqn_atari').PrioritizedFrameReplayBuffer"}
+    plain.replay_buffer_class = None  # as the safe loader leaves it
+    assert describe(plain, buffer)[0] == "Nature DQN + prioritized replay"

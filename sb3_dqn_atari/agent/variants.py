@@ -6,6 +6,7 @@ replay memory, ``n_steps``, the shared output bias of Double DQN (tuned).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 #: (name, citation) of each improvement
@@ -16,9 +17,13 @@ N_STEP = ("{n}-step returns", "Hessel et al. 2018, Rainbow: Combining Improvemen
 NATURE = ("Nature DQN", "Mnih et al. 2015, Human-level control through deep reinforcement learning")
 
 
-def describe(model: Any) -> tuple[str, list[str]]:
+def describe(model: Any, hyperparams: Mapping[str, Any] | None = None) -> tuple[str, list[str]]:
     """``(variant, papers)``, e.g. ``("Nature DQN + Double DQN + dueling network", [...])``; ``("Nature DQN", [Mnih
-    et al. 2015])`` for an agent with no improvement switched on."""
+    et al. 2015])`` for an agent with no improvement switched on.
+
+    :param hyperparams: the run's rl-zoo3 hyperparameters (``config.yml``), for what a zip loaded without
+        unpickling does not carry: its replay memory class (the safe loader sets ``replay_buffer_class=None``).
+    """
     from sb3_dqn_atari.agent.dueling import DuelingQNetwork
     from sb3_dqn_atari.agent.prioritized import PrioritizedFrameReplayBuffer
 
@@ -29,7 +34,10 @@ def describe(model: Any) -> tuple[str, list[str]]:
     if isinstance(getattr(policy, "q_net", None), DuelingQNetwork):
         parts.append(DUELING)
     buffer_class = getattr(model, "replay_buffer_class", None)
-    if isinstance(buffer_class, type) and issubclass(buffer_class, PrioritizedFrameReplayBuffer):
+    named = str((hyperparams or {}).get("replay_buffer_class") or "")
+    if (isinstance(buffer_class, type) and issubclass(buffer_class, PrioritizedFrameReplayBuffer)) or (
+        buffer_class is None and PrioritizedFrameReplayBuffer.__name__ in named
+    ):
         parts.append(PRIORITIZED)
     n_steps = int(getattr(model, "n_steps", 1) or 1)
     if n_steps > 1:

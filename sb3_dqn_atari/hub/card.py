@@ -9,6 +9,7 @@ from pathlib import Path
 from pprint import pformat
 from typing import TYPE_CHECKING, Any
 
+from sb3_dqn_atari.agent.variants import describe as describe_variant
 from sb3_dqn_atari.atari.envs import is_atari
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.hub.client import METRICS_ZIP, env_folder_name
@@ -137,6 +138,10 @@ def write_model_card(
         if from_zoo
         else f"# trained outside rl-zoo3; with it: python -m rl_zoo3.train --algo {algo} --env {env_id} -f logs/"
     )
+    variant = ""
+    if algorithm == "NatureDQN":  # which improvements it runs, and their papers (agent.variants)
+        name, papers = describe_variant(model, hyperparams)
+        variant = f"\n\nVariant: **{name}** ({'; '.join(papers)})."
     card = ModelCard.from_template(
         metadata,
         template_str=(resources.files("sb3_dqn_atari.hub") / "model_card.md").read_text(encoding="utf-8"),
@@ -146,6 +151,7 @@ def write_model_card(
         policy=type(model.policy).__name__,
         zoo_phrase=", the [RL Zoo](https://github.com/DLR-RM/rl-baselines3-zoo)" if from_zoo else "",
         num_timesteps=f"{int(model.num_timesteps):,}",
+        variant=variant,
         mean=f"{evaluation.mean:.2f}",
         std=f"{evaluation.std:.2f}",
         episodes=evaluation.episodes,

@@ -138,7 +138,17 @@ def _outcome(spec: SweepSpec, env_id: str, seed: int, result: Any) -> TrialOutco
     if result.error is not None:
         error = " ".join(str(result.error).split())[:300]
         return TrialOutcome(env_id, seed, "error", folder, attempts, metrics, error)
-    return TrialOutcome(env_id, seed, "done" if metrics.get("done") else "unfinished", folder, attempts, metrics)
+    done = bool(metrics.get("done")) or _finished(spec, env_id, folder, metrics)
+    return TrialOutcome(env_id, seed, "done" if done else "unfinished", folder, attempts, metrics)
+
+
+def _finished(spec: SweepSpec, env_id: str, folder: Path, metrics: dict[str, Any]) -> bool:
+    """A trial that finished before the sweep was interrupted: restored by ``--resume``, Tune gives its last
+    result row, in which ``done`` is never set (Tune adds it in memory when the function returns). It finished if
+    it reported its whole budget and a run folder holds the final model (rl-zoo3 writes it after the last step;
+    a killed attempt has none)."""
+    reached = int(metrics.get("timesteps") or 0) >= spec.budget(env_id)
+    return reached and any(folder.glob(f"{spec.algo}/{env_id}_*/{env_id}.zip"))
 
 
 def run_sweep(
