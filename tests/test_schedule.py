@@ -94,3 +94,21 @@ def test_learning_starts_and_random_warmup() -> None:
     counts = np.bincount(actions, minlength=3)
     # uniform over 3 actions: each count ~ Binomial(2000, 1/3), sd ~ 21: a 5-sd band
     assert counts.sum() == 2_000 and all(560 <= c <= 775 for c in counts)
+
+
+def test_exploration_fraction_beside_decay_steps_says_which_wins() -> None:
+    """``exploration_fraction`` is SB3's; NatureDQN's ``exploration_decay_steps`` (the paper's) wins, and says so
+    (issue 18, item 4); with ``exploration_decay_steps=None`` the fraction applies, silently."""
+    import warnings
+
+    ignored = r"exploration_fraction=0.25 is ignored: ε decays over exploration_decay_steps=400"
+    with pytest.warns(UserWarning, match=ignored):
+        model = NatureDQN("MlpPolicy", RandomWalkEnv(), exploration_fraction=0.25, exploration_decay_steps=400,
+                          learning_starts=0, device="cpu")  # fmt: skip
+    assert model.epsilon_at(200) == pytest.approx(1.0 - 0.9 * 200 / 400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_fraction = NatureDQN("MlpPolicy", RandomWalkEnv(), exploration_fraction=0.25, exploration_decay_steps=None,
+                                device="cpu")  # fmt: skip
+        NatureDQN("MlpPolicy", RandomWalkEnv(), device="cpu")
+    assert by_fraction.exploration_fraction == 0.25

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 import torch
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecFrameStack
@@ -107,3 +108,19 @@ def test_python_api_save_load_acts_identically(tmp_path: Path) -> None:
     assert isinstance(loaded.policy.optimizer, DeepMindRMSprop)
     assert loaded.policy.optimizer.state_dict()["state"].keys() == model.policy.optimizer.state_dict()["state"].keys()
     assert gym.spaces.utils.flatdim(loaded.action_space) == 4
+
+
+def test_train_without_conf_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On an Atari game without ``-conf``, rl-zoo3 would build NatureDQN from its packaged SB3 settings (SB3's
+    AtariWrapper, lr 1e-4 on DeepMind's RMSProp): refused with what to pass, exit 2, no run folder (issue 18,
+    item 4)."""
+    from sb3_dqn_atari.train import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["--algo", "dqn", "--env", "BreakoutNoFrameskip-v4", "-n", "100", "-f", "logs"])
+    err = capsys.readouterr().err.strip().splitlines()
+    expected = "error: pass -conf hyperparams/dqn.yml (the paper's settings) to train BreakoutNoFrameskip-v4"
+    assert code == 2 and len(err) == 1 and err[0].startswith(expected)
+    assert not (tmp_path / "logs").exists()

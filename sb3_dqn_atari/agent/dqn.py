@@ -145,7 +145,8 @@ class NatureDQN(LuaActingOrder, DQN):
 
     :param exploration_decay_steps: ε decays linearly from ``exploration_initial_eps`` to
         ``exploration_final_eps`` over this many agent steps, starting at ``learning_starts``
-        (Table 1: 1,000,000). ``None`` uses SB3's ``exploration_fraction`` of the training budget instead.
+        (Table 1: 1,000,000). ``None`` uses SB3's ``exploration_fraction`` of the training budget instead
+        (default 0.1); an ``exploration_fraction`` given while this is set is ignored, with a warning.
     :param min_squared_gradient: DeepMind RMSProp's constant for the *summed* loss (Table 1: 0.01); the
         optimizer gets ``min_squared_gradient / batch_size**2`` because SB3's loss is the batch mean.
         Ignored if ``policy_kwargs["optimizer_kwargs"]["eps"]`` is given.
@@ -187,7 +188,7 @@ class NatureDQN(LuaActingOrder, DQN):
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
         target_update_interval: int = 10_000,
-        exploration_fraction: float = 0.1,
+        exploration_fraction: float | None = None,
         exploration_initial_eps: float = 1.0,
         exploration_final_eps: float = 0.1,
         max_grad_norm: float = math.inf,
@@ -224,6 +225,13 @@ class NatureDQN(LuaActingOrder, DQN):
             optimizer_kwargs.setdefault("alpha", RMSPROP_ALPHA)
             optimizer_kwargs.setdefault("eps", min_squared_gradient / batch_size**2)
             policy_kwargs["optimizer_kwargs"] = optimizer_kwargs
+        if exploration_fraction is not None and exploration_decay_steps is not None:
+            warnings.warn(
+                f"exploration_fraction={exploration_fraction} is ignored: ε decays over exploration_decay_steps="
+                f"{exploration_decay_steps:,} agent steps (the paper's schedule); pass exploration_decay_steps=None "
+                "to decay over a fraction of the training budget instead",
+                stacklevel=2,
+            )
         self.exploration_decay_steps = exploration_decay_steps
         self.min_squared_gradient = min_squared_gradient
         # num_timesteps at the previous call of train(), for the target-network phase.
@@ -244,7 +252,7 @@ class NatureDQN(LuaActingOrder, DQN):
             optimize_memory_usage=optimize_memory_usage,
             n_steps=n_steps,
             target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction,
+            exploration_fraction=0.1 if exploration_fraction is None else exploration_fraction,  # SB3's default
             exploration_initial_eps=exploration_initial_eps,
             exploration_final_eps=exploration_final_eps,
             max_grad_norm=max_grad_norm,

@@ -217,9 +217,35 @@ def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[Tra
     if resume is not None:
         resume.verify(hashes=False)
         _vet_resume(resume, reused, ours.trust_remote_code)
+    _require_conf(rest)
     session = TrainSession(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume)
     session.trust_remote_code = ours.trust_remote_code
     return session, rest
+
+
+def _require_conf(rest: list[str]) -> None:
+    """``--algo dqn`` on an Atari game without ``-conf`` would build NatureDQN from rl-zoo3's packaged SB3 Atari
+    settings (SB3's AtariWrapper, Adam's learning rate on DeepMind's RMSProp, ``exploration_fraction`` overridden
+    by the paper's decay): a hybrid of neither. Refused with what to pass (issue 18, item 4). Other envs keep
+    rl-zoo3's packaged settings (this project's ymls are for Atari); an unknown id is left to rl-zoo3's error."""
+    from sb3_dqn_atari.atari.envs import is_atari
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--algo", default="ppo")  # rl-zoo3's defaults
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("-conf", "--conf-file", default=None)
+    known, _ = parser.parse_known_args(rest)
+    if known.algo != "dqn" or known.conf_file is not None:
+        return
+    try:
+        atari = is_atari(known.env)
+    except UserError:
+        return
+    if atari:
+        raise UserError(
+            f"pass -conf hyperparams/dqn.yml (the paper's settings) to train {known.env}: without -conf, rl-zoo3's "
+            "packaged SB3 Atari settings would be mixed with NatureDQN"
+        )
 
 
 @contextlib.contextmanager
