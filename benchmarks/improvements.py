@@ -48,10 +48,13 @@ def hyperparams(file: str, env_id: str) -> tuple[dict[str, Any], str, str]:
     import torch as th
     import yaml
 
+    from sb3_dqn_atari.common.trust import check_eval_string
+
     table = yaml.safe_load((ROOT / "hyperparams" / file).read_text())
     params = dict(table.get(env_id, table["atari"]))
     for key in ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs"):
         if isinstance(params.get(key), str):
+            check_eval_string(params[key], key, file)  # only literals and allowed classes, as for a stranger's
             params[key] = eval(params[key], {"th": th})  # rl-zoo3's ExperimentManager does the same
     policy, wrapper = params["policy"], params["env_wrapper"][0]
     return {k: v for k, v in params.items() if k not in ZOO_KEYS}, policy, wrapper
