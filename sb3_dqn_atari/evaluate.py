@@ -61,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="torch threads for SB3 models (default 1: fastest for one observation at a time)",
     )
+    parser.add_argument(
+        "--preprocessing",
+        choices=["auto", "nature", "sb3"],
+        default="auto",
+        help="the model's frames: auto (the ONNX metadata or the run's config.yml), nature (NatureAtariWrapper), "
+        "sb3 (SB3's AtariWrapper defaults) for a bare zip",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="load a zip with SB3's unpickling loader (trusted files)"

@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument(
-        "--preprocessing", choices=("auto", "nature", "none"), default="auto", help="recorded preprocessing"
+        "--preprocessing", choices=("auto", "nature", "sb3", "none"), default="auto",
+        help="the preprocessing to record: auto (the run's config.yml), nature, sb3 (SB3's AtariWrapper), none"
     )
     parser.add_argument("--n-real", type=int, default=DEFAULT_N_REAL, help="env observations compared")
     parser.add_argument("--n-random", type=int, default=DEFAULT_N_RANDOM, help="random observations compared")

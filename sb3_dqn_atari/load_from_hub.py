@@ -28,7 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--onnx", action="store_true", help="export the agent to ONNX right away (verified)")
     parser.add_argument("-o", "--onnx-output", type=Path, help="ONNX file (default exported_models/<env>-<algo>.onnx)")
-    parser.add_argument("--preprocessing", choices=("auto", "nature", "none"), default="auto", help="for --onnx")
+    parser.add_argument("--preprocessing", choices=("auto", "nature", "sb3", "none"), default="auto", help="for --onnx")
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",

@@ -1,16 +1,39 @@
-"""``gym.make`` with one-line errors, the one env builder under the others: the ONNX runtime plays on it, the
-export verifies on it, :mod:`sb3_dqn_atari.atari.protocols` builds the evaluation envs on it. Torch-free.
+"""The one env builder: ``gym.make`` with one-line errors (:func:`make_env`), and the stacked Atari env of a model's
+preprocessing (:func:`make_atari_env`) that the evaluation (:mod:`sb3_dqn_atari.atari.protocols`), the export's
+verification and the ONNX runtime play on; :class:`EpisodeResult`, what an episode gives. Torch-free: the
+training wrappers (SB3, hence torch) are imported only when the torch side asks for them.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import FrameStackObservation, TransformObservation
 
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.errors import UserError
+
+if TYPE_CHECKING:
+    from sb3_dqn_atari.atari.spec import PreprocessingSpec
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One played episode: raw score over all lives, agent steps, emulator frames (None outside the ALE) of which
+    ``noops`` before the first action (no-ops, and FIRE for SB3's AtariWrapper), whether the frame cap cut it."""
+
+    score: float
+    steps: int
+    frames: int | None
+    noops: int | None
+    truncated: bool
+    seconds: float = field(default=0.0, compare=False)
 
 
 def make_env(
@@ -50,3 +73,82 @@ def register_ale() -> None:
     except ImportError:
         return
     gym.register_envs(ale_py)
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def set_frame_by_frame(env: gym.Env, repeat_action_probability: float | None) -> None:
+    """Make the ALE env under ``env`` play one emulator frame per step, with sticky actions of probability
+    ``repeat_action_probability`` (None: the env's own), so that the wrapper on top repeats the action itself.
+
+    ``ALE/<Game>-v5`` skips 4 frames and repeats actions with p = 0.25 in the env: under a wrapper that repeats each
+    action 4 times that is 16 frames per agent step. The env is set right in place (``frameskip`` 1, the ALE's
+    ``repeat_action_probability``, the ROM reloaded for it to apply), with one ``note:`` line per change and process.
+    """
+    unwrapped: Any = env.unwrapped
+    ale = getattr(unwrapped, "ale", None)
+    if ale is None:
+        return
+    changes = []
+    if getattr(unwrapped, "_frameskip", 1) != 1:
+        changes.append(f"frameskip {unwrapped._frameskip} -> 1")
+        unwrapped._frameskip = 1
+    sticky = float(ale.getFloat("repeat_action_probability"))
+    if repeat_action_probability is not None and abs(sticky - repeat_action_probability) > 1e-9:
+        changes.append(f"sticky actions {sticky:g} -> {repeat_action_probability:g}")
+        ale.setFloat("repeat_action_probability", float(repeat_action_probability))
+        unwrapped.load_game()
+    name = env.spec.id if env.spec is not None else type(unwrapped).__name__
+    if changes and (name, str(changes)) not in _noted:
+        _noted.add((name, str(changes)))
+        sticky_note = "" if repeat_action_probability else " (repeat_action_probability: 0.25 for Machado et al.'s)"
+        print(f"note: {name} set to one emulator frame per step for the wrapper's own action repeat: "
+              f"{', '.join(changes)}{sticky_note}", file=sys.stderr)
+
+
+def stack_frames(env: gym.Env, n_stack: int, channels_first: bool = True) -> gym.Env:
+    """The last ``n_stack`` frames of an env of ``(H, W)`` (or ``(H, W, 1)``) frames, as rl-zoo3's ``frame_stack``
+    (SB3 ``VecFrameStack`` + ``VecTransposeImage``) gives them: zeros before the episode start, the newest frame
+    last, ``(n_stack, H, W)`` (``(H, W, n_stack)`` when not ``channels_first``). gymnasium's FrameStackObservation."""
+    shape = env.observation_space.shape
+    assert shape is not None and (len(shape) == 2 or shape[2:] == (1,)), f"expected gray frames, got {shape}"
+    if len(shape) == 3:
+        env = TransformObservation(env, lambda o: o[:, :, 0], gym.spaces.Box(0, 255, shape[:2], np.uint8))
+    env = FrameStackObservation(env, n_stack, padding_type="zero")
+    if channels_first:
+        return env
+    space = gym.spaces.Box(0, 255, (*shape[:2], n_stack), np.uint8)
+    return TransformObservation(env, lambda o: np.ascontiguousarray(np.moveaxis(o, 0, -1)), space)
+
+
+def make_atari_env(
+    env_id: str,
+    spec: PreprocessingSpec,
+    n_stack: int,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    max_episode_frames: int | None = None,
+    torch_free: bool = False,
+    channels_first: bool = True,
+    raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    render_mode: str | None = None,
+    error: type[UserError] = UserError,
+) -> gym.Env:
+    """The env a model of ``spec`` plays on, for full games with raw scores: the ALE env (``env_kwargs``), then
+    ``raw_wrapper`` (instrumentation), the family's wrapper with ``terminal_on_life_loss=False, clip_reward=False``
+    (:class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper` or SB3's ``AtariWrapper`` with the recorded
+    arguments; the ALE's sticky actions stay as ``env_kwargs`` make them; with ``torch_free``, their twin
+    :class:`~sb3_dqn_atari.atari.twin.AtariTwin`), and :func:`stack_frames`."""
+    env = make_env(env_id, env_kwargs, render_mode, error)
+    if raw_wrapper is not None:
+        env = raw_wrapper(env)
+    if torch_free:
+        from sb3_dqn_atari.atari.twin import AtariTwin
+
+        env = AtariTwin(env, spec, max_episode_frames)
+    else:
+        from sb3_dqn_atari.atari.wrappers import family_wrapper
+
+        env = family_wrapper(env, spec, max_episode_frames)
+    return stack_frames(env, n_stack, channels_first)

@@ -6,15 +6,16 @@ forced: :func:`make_eval_env`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
+from sb3_dqn_atari.atari.envs import make_atari_env, make_env
 from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE
-from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX, NatureAtariWrapper
+from sb3_dqn_atari.atari.spec import NATURE_SPEC, NATURE_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX
 from sb3_dqn_atari.common.errors import UserError
 
 #: Agent history length (Extended Data Table 1).
@@ -32,6 +33,7 @@ class Protocol:
     name: str
     noop_max: int
     repeat_action_probability: float
+    #: the paper's action repeat (frames per agent step in the callback's files); the model's spec plays its own
     frame_skip: int = ACTION_REPEAT
     description: str = ""
 
@@ -103,37 +105,6 @@ class RawFrameTap(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class StackedFrames(gym.Wrapper):
-    """The last ``n_stack`` frames as one observation, exactly as rl-zoo3's ``frame_stack: 4`` gives them to
-    the network (SB3 ``VecFrameStack`` then ``VecTransposeImage``) for a single env: zeros at the start of an
-    episode, newest frame last; ``(n_stack, H, W)`` when ``channels_first`` else ``(H, W, n_stack)``."""
-
-    def __init__(self, env: gym.Env, n_stack: int = HISTORY_LENGTH, channels_first: bool = True) -> None:
-        super().__init__(env)
-        shape = env.observation_space.shape
-        assert shape is not None and len(shape) == 3 and shape[2] == 1, f"expected (H, W, 1) frames, got {shape}"
-        self.n_stack = n_stack
-        self.channels_first = channels_first
-        self._stack = np.zeros((n_stack, shape[0], shape[1]), dtype=np.uint8)
-        out_shape = self._stack.shape if channels_first else (shape[0], shape[1], n_stack)
-        self.observation_space = spaces.Box(low=0, high=255, shape=out_shape, dtype=np.uint8)
-
-    def _observation(self) -> np.ndarray:
-        return self._stack.copy() if self.channels_first else np.ascontiguousarray(self._stack.transpose(1, 2, 0))
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        frame, info = self.env.reset(**kwargs)
-        self._stack[:] = 0
-        self._stack[-1] = frame[:, :, 0]
-        return self._observation(), info
-
-    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        frame, reward, terminated, truncated, info = self.env.step(action)
-        self._stack[:-1] = self._stack[1:]
-        self._stack[-1] = frame[:, :, 0]
-        return self._observation(), reward, terminated, truncated, info
-
-
 @dataclass(frozen=True)
 class EvalEnvInfo:
     """What :func:`make_eval_env` built: the facts an evaluation result records."""
@@ -145,30 +116,31 @@ class EvalEnvInfo:
     full_action_space: bool
     obs_shape: tuple[int, ...]
     max_episode_frames: int
+    preprocessing: PreprocessingSpec = NATURE_SPEC
 
 
-class ProtocolEnv(StackedFrames):
-    """The evaluation env: stacked frames on top of the protocol's stack, with its :class:`EvalEnvInfo` and the
-    :class:`RawFrameTap` at the bottom (no-op count, episode frames, video frames)."""
+class ProtocolEnv(gym.Wrapper):
+    """The evaluation env (stacked frames), with its :class:`EvalEnvInfo` and the :class:`RawFrameTap` at the
+    bottom (no-op count, episode frames, video frames)."""
 
-    def __init__(self, env: gym.Env, tap: RawFrameTap, info: EvalEnvInfo, n_stack: int, channels_first: bool) -> None:
-        super().__init__(env, n_stack=n_stack, channels_first=channels_first)
+    def __init__(self, env: gym.Env, tap: RawFrameTap, info: EvalEnvInfo) -> None:
+        super().__init__(env)
         self.tap = tap
         self.eval_info = info
 
 
-def _obs_layout(obs_shape: Sequence[int] | None) -> tuple[int, bool]:
+def _obs_layout(obs_shape: Sequence[int] | None, size: int = FRAME_SIZE) -> tuple[int, bool]:
     """``(n_stack, channels_first)`` for the observation shape a model expects."""
     if obs_shape is None:
         return HISTORY_LENGTH, True
     shape = tuple(int(s) for s in obs_shape)
-    if len(shape) == 3 and shape[1:] == (FRAME_SIZE, FRAME_SIZE) and shape[0] <= 16:
+    if len(shape) == 3 and shape[1:] == (size, size) and shape[0] <= 16:
         return shape[0], True
-    if len(shape) == 3 and shape[:2] == (FRAME_SIZE, FRAME_SIZE):
+    if len(shape) == 3 and shape[:2] == (size, size):
         return shape[2], False
     raise UserError(
-        f"the model expects observations of shape {shape}; the evaluation env gives stacked 84x84 frames "
-        f"({HISTORY_LENGTH}, {FRAME_SIZE}, {FRAME_SIZE}): was it trained on another env or preprocessing?"
+        f"the model expects observations of shape {shape}; the evaluation env gives stacked {size}x{size} frames "
+        f"({HISTORY_LENGTH}, {size}, {size}): was it trained on another env or preprocessing?"
     )
 
 
@@ -181,6 +153,7 @@ def make_eval_env(
     obs_shape: Sequence[int] | None = None,
     max_episode_frames: int = EVAL_MAX_FRAMES,
     raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    spec: PreprocessingSpec = NATURE_SPEC,
 ) -> ProtocolEnv:
     """The evaluation env of ``protocol`` for the game of ``env_id``, observations as the model was trained on.
 
@@ -194,35 +167,43 @@ def make_eval_env(
     :param max_episode_frames: the 5-minute cap, 18,000 emulator frames (no-op frames included).
     :param raw_wrapper: for instrumentation: a wrapper put directly on the single-frame ALE env, under
         every preprocessing step (tests use it to record the raw rewards).
+    :param spec: the preprocessing the model was trained with (:mod:`sb3_dqn_atari.atari.spec`; default the
+        paper's): its family, frame skip, frame size, and FIRE on reset; the protocol sets the no-op starts and
+        the sticky actions, and every family plays full games with raw scores.
 
     Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     proto = get_protocol(protocol)
     game = atari_game(env_id)
-    n_stack, channels_first = _obs_layout(obs_shape)
+    # the protocol decides the sticky actions; the model's preprocessing, the frames
+    if spec.wrapper == NATURE_WRAPPER:
+        spec = replace(spec, repeat_action_probability=proto.repeat_action_probability)
+    spec = replace(spec, noop_max=proto.noop_max, action_repeat_probability=0.0)
+    n_stack, channels_first = _obs_layout(obs_shape, spec.frame_size)
     settings: dict[str, Any] = {"frameskip": 1, "repeat_action_probability": proto.repeat_action_probability}
-    env: gym.Env = gym.make(env_id, **settings, full_action_space=False)
-    minimal = int(env.action_space.n)  # type: ignore[attr-defined]
-    full_action_space = False
-    if n_actions is not None and n_actions != minimal:
-        env.close()
-        if n_actions != FULL_ACTION_SET:
-            raise UserError(
-                f"the model has {n_actions} actions but {env_id} has {minimal} (minimal set) or "
-                f"{FULL_ACTION_SET} (full set): was the model trained on another game?"
-            )
-        full_action_space = True
-        env = gym.make(env_id, **settings, full_action_space=True)
-    if raw_wrapper is not None:
-        env = raw_wrapper(env)
-    tap = RawFrameTap(env)
-    env = NatureAtariWrapper(
-        tap,
-        noop_max=proto.noop_max,
-        frame_skip=proto.frame_skip,
-        terminal_on_life_loss=False,
-        clip_reward=False,
+    probe = make_env(env_id, {**settings, "full_action_space": False})
+    minimal = int(probe.action_space.n)  # type: ignore[attr-defined]
+    probe.close()
+    full_action_space = n_actions is not None and n_actions != minimal
+    if full_action_space and n_actions != FULL_ACTION_SET:
+        raise UserError(
+            f"the model has {n_actions} actions but {env_id} has {minimal} (minimal set) or "
+            f"{FULL_ACTION_SET} (full set): was the model trained on another game?"
+        )
+    taps: list[RawFrameTap] = []
+
+    def instrument(env: gym.Env) -> gym.Env:
+        taps.append(RawFrameTap(raw_wrapper(env) if raw_wrapper is not None else env))
+        return taps[-1]
+
+    env = make_atari_env(
+        env_id,
+        spec,
+        n_stack,
+        env_kwargs={**settings, "full_action_space": full_action_space},
         max_episode_frames=max_episode_frames,
+        channels_first=channels_first,
+        raw_wrapper=instrument,
     )
     info = EvalEnvInfo(
         env_id=env_id,
@@ -230,10 +211,11 @@ def make_eval_env(
         protocol=proto,
         n_actions=int(env.action_space.n),  # type: ignore[attr-defined]
         full_action_space=full_action_space,
-        obs_shape=(n_stack, FRAME_SIZE, FRAME_SIZE) if channels_first else (FRAME_SIZE, FRAME_SIZE, n_stack),
+        obs_shape=env.observation_space.shape or (),
         max_episode_frames=max_episode_frames,
+        preprocessing=spec,
     )
-    eval_env = ProtocolEnv(env, tap, info, n_stack=n_stack, channels_first=channels_first)
+    eval_env = ProtocolEnv(env, taps[0], info)
     if seed is not None:
         eval_env.action_space.seed(seed)
     return eval_env

@@ -16,8 +16,13 @@ action repeat / max     4 frames, max of the last two RGB frames         SB3 ``M
 frame                   Y, torch7 area "bilinear" 84×84, byte            :class:`NatureFrame`
 reward                  sign clipping                                    SB3 ``ClipRewardEnv``
 FIRE on reset           none in DeepMind's code                          not added
-sticky actions          none (ALE v4 / NoFrameskip-v4)                   the env id decides
+sticky actions          none (ALE v4 / NoFrameskip-v4)                   ``repeat_action_probability``
+                                                                         (0; Machado et al.: 0.25)
 ======================  ===============================================  ==========================
+
+The env under the wrapper plays one emulator frame per step with the wrapper's sticky actions: an
+``ALE/<Game>-v5`` env (frameskip 4 and sticky actions 0.25 in the env itself) is set right in place, with one
+note (:func:`sb3_dqn_atari.atari.envs.set_frame_by_frame`), never repeated 4 × 4 = 16 frames.
 
 Frame stacking (4) stays rl-zoo3's ``frame_stack: 4`` (SB3's ``VecFrameStack``).
 """
@@ -29,9 +34,12 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.atari_wrappers import ClipRewardEnv, MaxAndSkipEnv, NoopResetEnv
+from stable_baselines3.common.atari_wrappers import AtariWrapper, ClipRewardEnv, MaxAndSkipEnv, NoopResetEnv
 
+from sb3_dqn_atari.atari.envs import set_frame_by_frame
 from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE, nature_frame
+from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, SB3_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.common.errors import UserError
 
 #: Extended Data Table 1, "no-op max".
 NOOP_MAX = 30
@@ -125,13 +133,14 @@ class EpisodeFrameLimit(gym.Wrapper):
 class NatureAtariWrapper(gym.Wrapper):
     """The paper's Atari preprocessing for training (defaults) or evaluation (flags).
 
-    :param env: a ``*NoFrameskip-v4`` ALE env (frameskip 1, no sticky actions), possibly inside a ``Monitor``.
+    :param env: an ALE env, possibly inside a ``Monitor``; set to one emulator frame per step.
     :param noop_max: random single-frame no-ops at each start, 1 to ``noop_max`` (Table 1: 30); 0 disables.
     :param frame_skip: action repeat (Table 1: 4), max over the last two frames.
     :param terminal_on_life_loss: a lost life is terminal for the learner (training: True; evaluation: False).
     :param clip_reward: rewards clipped to their sign (training: True; evaluation reports raw scores: False).
     :param max_episode_frames: truncate after this many emulator frames (evaluation: 18,000); None: no cap.
     :param frame_size: output side (84).
+    :param repeat_action_probability: the ALE's sticky actions (paper: 0; Machado et al. 2018: 0.25); None: the env's.
     """
 
     def __init__(
@@ -143,7 +152,9 @@ class NatureAtariWrapper(gym.Wrapper):
         clip_reward: bool = True,
         max_episode_frames: int | None = None,
         frame_size: int = FRAME_SIZE,
+        repeat_action_probability: float | None = 0.0,
     ) -> None:
+        set_frame_by_frame(env, repeat_action_probability)
         if noop_max > 0:
             env = NoopResetEnv(env, noop_max=noop_max)
         if max_episode_frames is not None:
@@ -156,3 +167,21 @@ class NatureAtariWrapper(gym.Wrapper):
         if clip_reward:
             env = ClipRewardEnv(env)
         super().__init__(env)
+
+
+def family_wrapper(env: gym.Env, spec: PreprocessingSpec, max_episode_frames: int | None = None) -> gym.Env:
+    """The training wrapper of ``spec``'s family with the evaluation's flags (a lost life is not terminal, raw
+    rewards): :class:`NatureAtariWrapper`, or SB3's ``AtariWrapper`` over :class:`EpisodeFrameLimit`."""
+    spec.check_supported()
+    if spec.wrapper == NATURE_WRAPPER:
+        return NatureAtariWrapper(
+            env, spec.noop_max, spec.frame_skip, False, False, max_episode_frames, spec.frame_size,
+            spec.repeat_action_probability,
+        )
+    if spec.wrapper != SB3_WRAPPER:
+        raise UserError(f"observations used as they are ({spec.wrapper}) have no Atari wrapper")
+    if max_episode_frames is not None:
+        env = EpisodeFrameLimit(env, max_episode_frames)
+    return AtariWrapper(
+        env, spec.noop_max, spec.frame_skip, spec.frame_size, False, False, spec.action_repeat_probability
+    )

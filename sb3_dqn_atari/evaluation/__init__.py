@@ -33,7 +33,6 @@ from sb3_dqn_atari.atari.protocols import (
     Protocol,
     ProtocolEnv,
     RawFrameTap,
-    StackedFrames,
     atari_game,
     get_protocol,
     make_eval_env,
@@ -52,6 +51,6 @@ from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores, human_nor
 __all__ = [
     "EVAL_EPISODES", "EVAL_EPSILON", "FULL_ACTION_SET", "HISTORY_LENGTH", "PAPER_SCORES", "PROTOCOLS",
     "EpisodeResult", "EvalEnvInfo", "EvalResult", "NatureEvalCallback", "PaperProtocolEvalCallback", "PaperScores",
-    "Protocol", "ProtocolEnv", "RawFrameTap", "StackedFrames", "atari_game", "evaluate_policy_protocol",
+    "Protocol", "ProtocolEnv", "RawFrameTap", "atari_game", "evaluate_policy_protocol",
     "get_protocol", "human_normalized_score", "make_eval_env", "protocol_settings",
 ]

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -11,7 +13,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from sb3_dqn_atari.atari.envs import EpisodeResult
 from sb3_dqn_atari.atari.protocols import EvalEnvInfo, ProtocolEnv, make_eval_env
+from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores, human_normalized_score
 
@@ -24,17 +28,6 @@ EVAL_EPISODES = 30
 ActFn = Callable[[np.ndarray], Any]
 
 # --------------------------------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class EpisodeResult:
-    """One evaluation episode: raw score over all lives, agent steps, emulator frames (no-ops included)."""
-
-    score: float
-    steps: int
-    frames: int
-    noops: int
-    truncated: bool
 
 
 @dataclass
@@ -114,13 +107,15 @@ def protocol_settings(info: EvalEnvInfo) -> dict[str, Any]:
     return {
         "noop_max": proto.noop_max,
         "repeat_action_probability": proto.repeat_action_probability,
-        "frame_skip": proto.frame_skip,
+        "frame_skip": info.preprocessing.frame_skip,
         "max_episode_frames": info.max_episode_frames,
         "full_action_space": info.full_action_space,
         "n_actions": info.n_actions,
         "terminal_on_life_loss": False,
         "reward": "raw game score, summed over all lives",
         "protocol_description": proto.description,
+        "preprocessing": info.preprocessing.family,
+        "preprocessing_spec": json.loads(info.preprocessing.to_json()),
     }
 
 
@@ -144,6 +139,7 @@ def evaluate_policy_protocol(
     obs_shape: Sequence[int] | None = None,
     max_episode_frames: int = EVAL_MAX_FRAMES,
     raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    spec: PreprocessingSpec = NATURE_SPEC,
     on_episode: Callable[[int, EpisodeResult], None] | None = None,
     first_episode_frames: Callable[[np.ndarray], None] | None = None,
     progress: bool = False,
@@ -159,7 +155,8 @@ def evaluate_policy_protocol(
 
     :param act_fn: maps a batch ``(1, *obs_shape)`` of uint8 observations to its greedy action(s).
     :param env_id: the game (any registered ALE id of it); with ``protocol``, ``n_actions``, ``obs_shape``,
-        ``max_episode_frames`` and ``raw_wrapper``, passed to :func:`make_eval_env` (the env is closed at the end).
+        ``max_episode_frames``, ``raw_wrapper`` and ``spec`` (the model's preprocessing), passed to
+        :func:`make_eval_env` (the env is closed at the end).
     :param env: an env from :func:`make_eval_env` to use instead (left open; the callback reuses one); the
         env-building arguments are then ignored.
     :param on_episode: called with ``(index, result)`` after each episode (progress, partial results on ^C).
@@ -181,6 +178,7 @@ def evaluate_policy_protocol(
             obs_shape=obs_shape,
             max_episode_frames=max_episode_frames,
             raw_wrapper=raw_wrapper,
+            spec=spec,
         )
     info = env.eval_info
     n = info.n_actions
@@ -202,7 +200,7 @@ def evaluate_policy_protocol(
         for index in range(episodes):
             env.tap.sink = first_episode_frames if index == 0 else None
             obs, _ = env.reset(seed=seed if index == 0 else None)
-            noops = env.tap.frames
+            noops, started = env.tap.frames, time.perf_counter()
             score, steps, done, truncated = 0.0, 0, False, False
             while not done:
                 if epsilon > 0 and eps_rng.random() < epsilon:
@@ -222,6 +220,7 @@ def evaluate_policy_protocol(
                 frames=env.tap.frames,
                 noops=noops,
                 truncated=bool(truncated and not terminated),
+                seconds=time.perf_counter() - started,
             )
             result.episodes.append(episode)
             if on_episode is not None:

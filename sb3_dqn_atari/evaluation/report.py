@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sb3_dqn_atari.atari.protocols import ProtocolEnv, atari_game, make_eval_env
+from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, spec_from_config
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.errors import EXIT_INTERRUPTED, UserError
 from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes
@@ -42,11 +43,12 @@ class Agent:
     env_id: str | None
     source: str
     action_meanings: list[str] | None = None
+    preprocessing: PreprocessingSpec = NATURE_SPEC
 
 
 def _load_onnx(path: Path) -> Agent:
     try:
-        from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, OnnxAgent, PlayerError
+        from sb3_dqn_atari.onnx.runtime import NO_WRAPPER, OnnxAgent, PlayerError
     except ImportError as exc:  # the runtime needs onnxruntime
         raise UserError(f"evaluating an .onnx model needs sb3_dqn_atari.onnx.runtime and onnxruntime ({exc})") from exc
     try:
@@ -55,7 +57,7 @@ def _load_onnx(path: Path) -> Agent:
     except PlayerError as exc:
         raise UserError(str(exc)) from exc
     meta = agent.metadata
-    if meta.preprocessing.wrapper != NATURE_WRAPPER:
+    if meta.preprocessing.wrapper == NO_WRAPPER:
         raise UserError(f"{path} was exported for {meta.env_id} without Atari preprocessing; nothing to evaluate here")
     return Agent(
         act=agent.predict,
@@ -64,6 +66,7 @@ def _load_onnx(path: Path) -> Agent:
         env_id=meta.env_id,
         source=str(path),
         action_meanings=list(meta.action_meanings),
+        preprocessing=meta.preprocessing,
     )
 
 
@@ -73,11 +76,13 @@ def load_for_evaluation(
     device: str = "auto",
     threads: int | None = None,
     trust_remote_code: bool = False,
+    preprocessing: str = "auto",
 ) -> Agent:
     """An :class:`Agent` for an SB3 zip, an rl-zoo3 run folder or an exported ``.onnx`` file.
 
     SB3 models act greedily (``predict(deterministic=True)``): the protocol adds its own ε. ``threads``: torch's
-    intra-op threads (None: unchanged); ONNX models run on one onnxruntime thread.
+    intra-op threads (None: unchanged); ONNX models run on one onnxruntime thread. The preprocessing is the ONNX
+    file's, or the one the run's ``config.yml`` records (``preprocessing``: ``"auto"``, ``"nature"``, ``"sb3"``).
     """
     path = Path(model)
     if path.suffix.lower() == ".onnx":
@@ -102,12 +107,18 @@ def load_for_evaluation(
         action, _ = sb3_model.predict(obs, deterministic=True)
         return np.asarray(action)
 
+    image = len(shape) == 3 and sb3_model.observation_space.dtype == np.uint8
+    spec, _, notes = spec_from_config(tuple(shape), image, True, source.hyperparams, preprocessing)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
     return Agent(
         act=act,
         n_actions=int(sb3_model.action_space.n),
         obs_shape=tuple(int(s) for s in shape),
         env_id=source.env_id,
         source=str(source.zip_path),
+        preprocessing=spec,
     )
 
 
@@ -137,6 +148,8 @@ def format_report(result: EvalResult) -> str:
     s = result.settings
     start = f"1-{s['noop_max']} no-op starts" if s["noop_max"] else f"sticky actions p={s['repeat_action_probability']}"
     lines.append("")
+    if s.get("preprocessing"):
+        lines.append(f"preprocessing: {s['preprocessing']}")
     lines.append(
         f"{result.env_id}, {result.protocol} protocol ({start}, epsilon={result.epsilon}, "
         f"{s['max_episode_frames']:,}-frame cap, raw score over all lives), seed {result.seed}, "
@@ -196,7 +209,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
-    agent = load_for_evaluation(args.model, args.env, args.device, args.threads, args.trust_remote_code)
+    agent = load_for_evaluation(
+        args.model, args.env, args.device, args.threads, args.trust_remote_code, args.preprocessing
+    )
     env_id = args.env or agent.env_id
     env_id = current_env_id(env_id) if env_id else None
     if env_id is None:
@@ -208,6 +223,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         n_actions=agent.n_actions,
         obs_shape=agent.obs_shape,
         max_episode_frames=args.max_frames,
+        spec=agent.preprocessing,
     )
     meanings = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
     if agent.action_meanings is not None and agent.action_meanings != meanings:

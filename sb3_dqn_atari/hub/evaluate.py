@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sb3_dqn_atari.atari.envs import make_env
+from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -67,10 +68,15 @@ class _FrameCap:
 
 
 def evaluate_atari(
-    model: BaseAlgorithm, env_id: str, folder: Path, options: PushOptions, model_file: str
+    model: BaseAlgorithm,
+    env_id: str,
+    folder: Path,
+    options: PushOptions,
+    model_file: str,
+    spec: PreprocessingSpec = NATURE_SPEC,
 ) -> EvalSummary:
-    """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`); ``replay.mp4`` is the
-    first episode's raw screens."""
+    """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`) on the frames of the
+    model's preprocessing ``spec``; ``replay.mp4`` is the first episode's raw screens."""
     import numpy as np
 
     from sb3_dqn_atari.atari.protocols import make_eval_env
@@ -87,13 +93,14 @@ def evaluate_atari(
         n_actions=int(model.action_space.n),  # type: ignore[attr-defined]
         obs_shape=model.observation_space.shape,
         max_episode_frames=options.max_frames or EVAL_MAX_FRAMES,
+        spec=spec,
     )
 
     def act(obs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(obs, deterministic=True)[0])
 
     video = Mp4Writer(folder / VIDEO_FILE, VIDEO_FPS) if options.video_length > 0 else None
-    sink = _FrameCap(video, options.video_length * env.eval_info.protocol.frame_skip + 1) if video else None
+    sink = _FrameCap(video, options.video_length * spec.frame_skip + 1) if video else None
     started = datetime.datetime.now()
     try:
         result = evaluate_policy_protocol(
@@ -116,7 +123,8 @@ def evaluate_atari(
     settings = result.settings
     description = (
         f"{result.protocol} protocol: {settings['protocol_description']}, ε = {result.epsilon:g}, "
-        f"{settings['max_episode_frames']:,}-frame cap, raw score summed over all lives"
+        f"{settings['max_episode_frames']:,}-frame cap, raw score summed over all lives; frames of "
+        f"{settings['preprocessing']}"
     )
     return EvalSummary(result.mean, result.std, len(result.episodes), result.protocol, description, result.to_dict())
 

@@ -172,6 +172,7 @@ def build_repo_folder(
     options: PushOptions,
 ) -> RepoFolder:
     """Write every file of the repo into the (empty) ``folder``; see the module docstring."""
+    from sb3_dqn_atari.atari.spec import PreprocessingSpec
     from sb3_dqn_atari.onnx.export import export_onnx
 
     name = model_name(algo, env_id)
@@ -207,7 +208,8 @@ def build_repo_folder(
         (folder / "env_kwargs.yml").write_text(yaml.dump(plain_data(env_kwargs)))
 
     if is_atari(env_id):
-        evaluation = evaluate_atari(model, env_id, folder, options, model_file)
+        spec = PreprocessingSpec.from_json(report.metadata["preprocessing"])
+        evaluation = evaluate_atari(model, env_id, folder, options, model_file, spec)
     else:
         frame_stack = int(source.hyperparams.get("frame_stack") or 1)
         evaluation = evaluate_other(model, env_id, folder, options, model_file, env_kwargs, frame_stack)

@@ -55,14 +55,13 @@ import onnx
 from gymnasium import spaces
 
 from sb3_dqn_atari.atari.envs import is_atari, make_env
+from sb3_dqn_atari.atari.spec import spec_from_config
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, set_metadata, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
     METADATA_FORMAT,
-    NATURE_WRAPPER,
-    NO_WRAPPER,
     Q_VALUES_NAME,
     PreprocessingSpec,
 )
@@ -117,82 +116,17 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _wrapper_entries(env_wrapper: Any) -> list[tuple[str, dict[str, Any]]]:
-    """rl-zoo3's ``env_wrapper`` hyperparameter (a name, ``{name: kwargs}``, or a list of those) as pairs."""
-    if env_wrapper is None:
-        return []
-    items = env_wrapper if isinstance(env_wrapper, list) else [env_wrapper]
-    entries: list[tuple[str, dict[str, Any]]] = []
-    for item in items:
-        if isinstance(item, str):
-            entries.append((item, {}))
-        elif isinstance(item, dict):
-            for name, kwargs in item.items():
-                if kwargs is not None and not isinstance(kwargs, dict):
-                    raise UserError(f"config.yml: the env_wrapper {name!r} has arguments {kwargs!r}, not a mapping")
-                entries.append((str(name), dict(kwargs or {})))
-        else:
-            raise UserError(f"config.yml: env_wrapper holds {item!r}, not a wrapper name")
-    return entries
-
-
-def config_int(values: dict[str, Any], key: str, default: int, low: int = 0, high: int = 1 << 20) -> int:
-    """An integer hyperparameter from a model's files (``frame_stack``, a wrapper's ``noop_max``, ...), checked
-    to be one and within ``[low, high]`` (a :class:`UserError` otherwise)."""
-    value = values.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise UserError(f"config.yml: {key} = {value!r} is not a whole number")
-    if not low <= int(value) <= high:
-        raise UserError(f"config.yml: {key} = {value!r} is outside [{low}, {high}]")
-    return int(value)
-
-
 def preprocessing_for(
     model: BaseAlgorithm, env_id: str, hyperparams: dict[str, Any], choice: str = "auto"
 ) -> tuple[PreprocessingSpec, int, list[str]]:
-    """The preprocessing spec and frame stack the model was trained with, and notes on how they were found.
-
-    ``choice``: ``"auto"`` (rl-zoo3's ``config.yml``, else NatureAtariWrapper for Atari image models),
-    ``"nature"`` or ``"none"``.
-    """
-    notes: list[str] = []
+    """The preprocessing spec and frame stack the model was trained with, and notes on how they were found
+    (:func:`sb3_dqn_atari.atari.spec.spec_from_config` on the model's observation space)."""
     space = model.observation_space
     assert isinstance(space, spaces.Box) and space.shape is not None
     image = len(space.shape) == 3 and space.dtype == np.uint8
-    frame_stack = config_int(hyperparams, "frame_stack", 0, 0, 64)
-    entries = _wrapper_entries(hyperparams.get("env_wrapper"))
-    if choice == "none" or (choice == "auto" and not image):
-        if entries:
-            notes.append(f"env_wrapper {[name for name, _ in entries]} ignored: observations are used as they are")
-        return PreprocessingSpec(wrapper=NO_WRAPPER), max(frame_stack, 1), notes
-    if not is_atari(env_id):
-        raise UserError(f"{env_id} is not an ALE env: the Nature preprocessing applies to Atari games only")
-    kwargs: dict[str, Any] = {}
-    recorded = [(name, kw) for name, kw in entries if name.rsplit(".", 1)[-1] == NATURE_WRAPPER]
-    others = [name for name, _ in entries if name.rsplit(".", 1)[-1] != NATURE_WRAPPER]
-    if others and choice == "nature":
-        notes.append(f"env_wrapper {others} recorded with the model; recording {NATURE_WRAPPER} as asked")
-    elif others:
-        raise UserError(
-            f"the model was trained with {others}; the export records (and the runtime rebuilds) only "
-            f"{NATURE_WRAPPER}'s preprocessing: pass --preprocessing nature if the observations are the same"
-        )
-    if recorded:
-        kwargs = recorded[0][1]
-    elif choice == "auto":
-        notes.append(f"no env_wrapper recorded with the model: assuming {NATURE_WRAPPER} (pass --preprocessing)")
-    spec = PreprocessingSpec(
-        noop_max=config_int(kwargs, "noop_max", PreprocessingSpec.noop_max, 0, 10_000),
-        frame_skip=config_int(kwargs, "frame_skip", PreprocessingSpec.frame_skip, 1, 100),
-        frame_size=config_int(kwargs, "frame_size", PreprocessingSpec.frame_size, 1, 1024),
-        train_terminal_on_life_loss=bool(kwargs.get("terminal_on_life_loss", True)),
-        train_clip_reward=bool(kwargs.get("clip_reward", True)),
-    )
-    if frame_stack == 0:
-        frame_stack = int(space.shape[0])
-    return spec, frame_stack, notes
+    atari = image and choice != "none" and is_atari(env_id)
+    return spec_from_config(tuple(space.shape), image, atari, hyperparams, choice)
+
 
 def action_meanings(env_id: str, n_actions: int, env_kwargs: dict[str, Any] | None = None) -> list[str]:
     """The ALE's action names, or ``["0", "1", ...]`` for envs without them."""

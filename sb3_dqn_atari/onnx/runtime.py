@@ -2,21 +2,16 @@
 
 An ``.onnx`` file written by :mod:`sb3_dqn_atari.export` carries, in its ``metadata_props``, everything needed
 to rebuild the agent's input: the env id, the action meanings, the observation shape and dtype, the frame
-stack, and the preprocessing spec (JSON). :class:`OnnxAgent` reads them and :class:`AtariPlayEnv` rebuilds, in
-numpy, the evaluation pipeline the model was trained on::
+stack, and the preprocessing spec (JSON, :class:`~sb3_dqn_atari.atari.spec.PreprocessingSpec`). :class:`OnnxAgent`
+reads them and :class:`AtariPlayEnv` rebuilds, in numpy and OpenCV, the evaluation pipeline of the model's family::
 
     DummyVecEnv([NatureAtariWrapper(gym.make(env_id), terminal_on_life_loss=False, clip_reward=False)])
+    DummyVecEnv([AtariWrapper(gym.make(env_id), terminal_on_life_loss=False, clip_reward=False, **recorded)])
     + VecFrameStack(n_stack=4) + VecTransposeImage
 
-frame for frame and byte for byte (``tests/test_export.py`` checks it on real ALE frames):
-
-* no-op starts: SB3 ``NoopResetEnv``: 1..``noop_max`` single-frame NOOPs drawn from the ALE env's own
-  ``np_random`` (Mnih et al. 2015, Methods; ``alewrap``'s ``nextRandomGame``);
-* action repeat: SB3 ``MaxAndSkipEnv``: the action is repeated ``frame_skip`` times, the observation is the
-  per-pixel maximum of the last two raw RGB frames; its two-slot buffer persists across steps, as SB3's does;
-* frame: :func:`sb3_dqn_atari.atari.preprocessing.nature_frame` (luminance, torch7 area "bilinear" 84×84, byte);
-* stack: SB3 ``VecFrameStack``: the newest frame last, zeros in place of frames from before the episode
-  start (DeepMind's ``TransitionTable`` never mixes episodes either), channel-first.
+frame for frame and byte for byte (:mod:`sb3_dqn_atari.atari.twin`; ``tests/test_export.py`` and
+``tests/test_sb3_atari.py`` check it on real ALE frames): full games, raw scores; FIRE on reset for SB3's
+AtariWrapper in games that have it.
 
 Actions follow the paper's ε-greedy evaluation policy: with probability ε a uniformly random action,
 otherwise the graph's greedy ``action`` output (Methods, "Evaluation procedure": ε = 0.05). ε = 0 is greedy.
@@ -35,20 +30,20 @@ a retired id (``LunarLander-v2``) is played on its successor (:mod:`sb3_dqn_atar
 from __future__ import annotations
 
 __all__ = [
-    "ACTION_NAME", "INPUT_NAME", "METADATA_FORMAT", "NATURE_WRAPPER", "NO_WRAPPER", "Q_VALUES_NAME",
+    "ACTION_NAME", "INPUT_NAME", "METADATA_FORMAT", "NATURE_WRAPPER", "NO_WRAPPER", "Q_VALUES_NAME", "SB3_WRAPPER",
     "AgentMetadata", "AtariPlayEnv", "EpisodeResult", "OnnxAgent", "PlayEnv", "PlayerError", "PreprocessingSpec",
     "VectorPlayEnv", "inference_session", "summarize",
 ]
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from sb3_dqn_atari.atari.envs import EpisodeResult
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.onnx_check import read_checked_onnx
 from sb3_dqn_atari.onnx.metadata import (
@@ -59,22 +54,12 @@ from sb3_dqn_atari.onnx.metadata import (
     NO_WRAPPER,
     ORT_TYPE_NAMES,
     Q_VALUES_NAME,
+    SB3_WRAPPER,
     AgentMetadata,
     PlayerError,
     PreprocessingSpec,
 )
 from sb3_dqn_atari.onnx.play_envs import AtariPlayEnv, PlayEnv, VectorPlayEnv
-
-
-@dataclass
-class EpisodeResult:
-    """One played episode: raw (unclipped) score, agent steps, emulator frames, whether it was cut short."""
-
-    score: float
-    steps: int
-    frames: int | None
-    truncated: bool
-    seconds: float
 
 
 def inference_session(model: str | bytes, intra_op_num_threads: int | None = None) -> ort.InferenceSession:
@@ -189,7 +174,7 @@ class OnnxAgent:
             if max_episode_frames is not None:
                 raise PlayerError("a frame limit applies to Atari envs only")
             vector = VectorPlayEnv(meta.env_id, meta.observation_dtype, meta.frame_stack, render_mode, meta.env_kwargs)
-            space, actions = vector.env.observation_space, vector.env.action_space
+            space, actions = vector.raw.observation_space, vector.raw.action_space
             n = getattr(actions, "n", None)
             stacked = None if space.shape is None else (*space.shape[:-1], space.shape[-1] * meta.frame_stack)
             if n is None or int(n) != meta.n_actions or stacked != meta.observation_shape:
@@ -223,6 +208,8 @@ class OnnxAgent:
         """Play one episode to its end; ``on_frame`` receives each raw screen, ``on_step`` each (obs, action)."""
         start = time.perf_counter()
         obs = env.reset(seed=seed)
+        unwrapped: Any = getattr(getattr(env, "env", None), "unwrapped", None)
+        noops = int(unwrapped.ale.getEpisodeFrameNumber()) if hasattr(unwrapped, "ale") else None
         if on_frame is not None and (screen := env.screen()) is not None:
             on_frame(screen)
         score, steps = 0.0, 0
@@ -240,7 +227,7 @@ class OnnxAgent:
                 break
         frames = info.get("episode_frame_number")
         return EpisodeResult(
-            score, steps, None if frames is None else int(frames), truncated, time.perf_counter() - start
+            score, steps, None if frames is None else int(frames), noops, truncated, time.perf_counter() - start
         )
 
     def play(

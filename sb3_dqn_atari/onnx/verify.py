@@ -15,11 +15,11 @@ import torch
 from gymnasium import spaces
 from tqdm.auto import tqdm
 
-from sb3_dqn_atari.atari.envs import make_env
+from sb3_dqn_atari.atari.envs import make_atari_env, make_env
 from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.loading import UserError
 from sb3_dqn_atari.onnx.graph import set_metadata
-from sb3_dqn_atari.onnx.metadata import NATURE_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.onnx.metadata import NO_WRAPPER, PreprocessingSpec
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
@@ -280,31 +280,16 @@ def collect_observations(
 def make_model_env(
     env_id: str, spec: PreprocessingSpec, frame_stack: int, env_kwargs: dict[str, Any] | None = None, seed: int = 0
 ) -> VecEnv:
-    """The model's env as SB3 trained it (evaluation flags): ``DummyVecEnv`` + ``VecFrameStack`` +
-    ``VecTransposeImage``; built from the same spec the runtime reads."""
-    import gymnasium as gym
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+    """The model's env as it plays (the family's training wrapper with evaluation flags, the stacked frames of
+    :func:`sb3_dqn_atari.atari.envs.make_atari_env`; other envs: SB3's ``VecFrameStack``), as a seeded VecEnv;
+    built from the same spec the runtime reads."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
-    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
-
-    def make() -> gym.Env:
-        env = make_env(env_id, env_kwargs)
-        if spec.wrapper == NATURE_WRAPPER:
-            env = NatureAtariWrapper(
-                env,
-                noop_max=spec.noop_max,
-                frame_skip=spec.frame_skip,
-                terminal_on_life_loss=False,
-                clip_reward=False,
-                frame_size=spec.frame_size,
-            )
-        return env
-
-    venv: VecEnv = DummyVecEnv([make])
-    if frame_stack > 1:
-        venv = VecFrameStack(venv, frame_stack)
-    if spec.wrapper == NATURE_WRAPPER:
-        venv = VecTransposeImage(venv)
+    if spec.wrapper == NO_WRAPPER:
+        venv: VecEnv = DummyVecEnv([lambda: make_env(env_id, env_kwargs)])
+        venv = VecFrameStack(venv, frame_stack) if frame_stack > 1 else venv
+    else:
+        venv = DummyVecEnv([lambda: make_atari_env(env_id, spec, frame_stack, env_kwargs=env_kwargs)])
     venv.seed(seed)
     return venv
 
