@@ -138,8 +138,9 @@ def make_atari_env(
     """The env a model of ``spec`` plays on, for full games with raw scores: the ALE env (``env_kwargs``), then
     ``raw_wrapper`` (instrumentation), the family's wrapper with ``terminal_on_life_loss=False, clip_reward=False``
     (:class:`~sb3_dqn_atari.atari.wrappers.NatureAtariWrapper` or SB3's ``AtariWrapper`` with the recorded
-    arguments; the ALE's sticky actions stay as ``env_kwargs`` make them; with ``torch_free``, their twin
-    :class:`~sb3_dqn_atari.atari.twin.AtariTwin`), and :func:`stack_frames`."""
+    arguments; with ``torch_free``, their twin :class:`~sb3_dqn_atari.atari.twin.AtariTwin`), and
+    :func:`stack_frames`. The ALE's sticky actions are the spec's ``repeat_action_probability`` for the Nature family
+    (one frame per step), ``env_kwargs``' for SB3's (which adds its own, ``action_repeat_probability``)."""
     env = make_env(env_id, env_kwargs, render_mode, error)
     if raw_wrapper is not None:
         env = raw_wrapper(env)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class Agent:
     source: str
     action_meanings: list[str] | None = None
     preprocessing: PreprocessingSpec = NATURE_SPEC
+    notes: list[str] = field(default_factory=list)  # how the preprocessing was found
 
 
 def _load_onnx(path: Path) -> Agent:
@@ -109,8 +110,6 @@ def load_for_evaluation(
 
     image = len(shape) == 3 and sb3_model.observation_space.dtype == np.uint8
     spec, _, notes = spec_from_config(tuple(shape), image, True, source.hyperparams, preprocessing)
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
 
     return Agent(
         act=act,
@@ -119,6 +118,7 @@ def load_for_evaluation(
         env_id=source.env_id,
         source=str(source.zip_path),
         preprocessing=spec,
+        notes=notes,
     )
 
 
@@ -229,6 +229,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if agent.action_meanings is not None and agent.action_meanings != meanings:
         env.close()
         raise UserError(f"{env_id} has actions {meanings}; the model was exported with {agent.action_meanings}")
+    for note in agent.notes:
+        print(f"note: {note}", file=sys.stderr)
     if agent.env_id is not None and env.eval_info.game != _game_or_none(agent.env_id):
         print(f"note: the model was trained on {agent.env_id}, evaluating it on {env_id}", file=sys.stderr)
 
