@@ -24,7 +24,8 @@ from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
 from sb3_dqn_atari.atari.protocols import make_eval_env
-from sb3_dqn_atari.atari.spec import SB3_WRAPPER, PreprocessingSpec, sb3_atari_spec
+from sb3_dqn_atari.atari.spec import SB3_WRAPPER, PreprocessingSpec, sb3_atari_spec, spec_from_config
+from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 from sb3_dqn_atari.evaluate import main as evaluate_main
 from sb3_dqn_atari.export import main as export_main
@@ -275,3 +276,40 @@ def test_sb3_atari_agent_from_the_hub_plays_as_onnx_without_torch(
         assert PreprocessingSpec.from_json(json.dumps(data["preprocessing_spec"])) == sb3_atari_spec()
         assert data["noop_max"] == 30 and data["epsilon"] == 0.05
         assert "preprocessing: AtariWrapper" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------- reading what the model records
+
+
+def test_spec_from_config_reads_the_recorded_wrapper() -> None:
+    """rl-zoo3's config.yml decides the family and its arguments; names are matched whole against the allow-list,
+    never imported; anything else is one clear error unless --preprocessing says which family to use."""
+    shape = (4, 84, 84)
+    sb3 = {"env_wrapper": [{"stable_baselines3.common.atari_wrappers.AtariWrapper": {"terminal_on_life_loss": False,
+                                                                                     "screen_size": 84}}],
+           "frame_stack": 4}  # fmt: skip
+    spec, stack, notes = spec_from_config(shape, True, True, sb3)
+    assert spec == sb3_atari_spec(terminal_on_life_loss=False) and stack == 4 and not notes
+    assert spec.fire_reset and spec.resize == "cv2.INTER_AREA" and not spec.train_terminal_on_life_loss
+    nature = {"env_wrapper": ["sb3_dqn_atari.zoo.NatureAtariWrapper"], "frame_stack": 4}
+    assert spec_from_config(shape, True, True, nature)[0] == PreprocessingSpec()
+    assert "assuming NatureAtariWrapper" in spec_from_config(shape, True, True, {})[2][0]
+    forced, _, notes = spec_from_config(shape, True, True, {}, "sb3")
+    assert forced == sb3_atari_spec() and not notes
+    sb3_name = "stable_baselines3.common.atari_wrappers.AtariWrapper"
+    nature_name = "sb3_dqn_atari.zoo.NatureAtariWrapper"
+    for bad, message in [
+        ({"env_wrapper": ["evil.AtariWrapper"]}, "pass --preprocessing nature or sb3"),
+        ({"env_wrapper": [{sb3_name: {"frame_size": 84}}]}, "no argument"),
+        ({"env_wrapper": [{sb3_name: {"noop_max": "30"}}]}, "whole"),
+        ({"env_wrapper": [{nature_name: {"clip_reward": 1}}]}, "true or false"),
+        ({"env_wrapper": [{sb3_name: {"action_repeat_probability": 2}}]}, "probability"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            spec_from_config(shape, True, True, bad)
+    assert "AtariWrapper as asked" in spec_from_config(shape, True, True, {"env_wrapper": ["my.Wrap"]}, "sb3")[2][0]
+    assert PreprocessingSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(UserError, match="not a valid value"):
+        PreprocessingSpec.from_json(json.dumps({"wrapper": "AtariWrapper", "action_repeat_probability": 3.0}))
+    with pytest.raises(UserError, match="cannot rebuild"):
+        PreprocessingSpec(wrapper=SB3_WRAPPER).check_supported()  # SB3's family with the Nature frames
