@@ -94,8 +94,9 @@ CHECKPOINT_GLOBALS = AllowList(
             ("stable_baselines3.common.type_aliases", "TrainFreq"),
             # the paper-protocol evaluation callback's results and settings
             ("sb3_dqn_atari.evaluation.protocol", "EvalResult"),
-            ("sb3_dqn_atari.evaluation.protocol", "EpisodeResult"),
+            ("sb3_dqn_atari.atari.envs", "EpisodeResult"),
             ("sb3_dqn_atari.atari.protocols", "EvalEnvInfo"),
+            ("sb3_dqn_atari.atari.spec", "PreprocessingSpec"),
             ("sb3_dqn_atari.atari.protocols", "Protocol"),
         }
     ),
@@ -114,8 +115,10 @@ CHECKPOINT_GLOBALS = AllowList(
 )
 
 
-#: this package's modules that kept their names as packages in the layering; they re-export what they held
-_KEPT = ("sb3_dqn_atari.evaluation", "sb3_dqn_atari.checkpoint", "sb3_dqn_atari.zoo", "sb3_dqn_atari.loading")
+#: this package's modules that kept their names as packages in the layering, and evaluation.protocol, whose
+#: EpisodeResult moved to atari.envs (issue 15); they re-export what they held
+_KEPT = ("sb3_dqn_atari.evaluation", "sb3_dqn_atari.checkpoint", "sb3_dqn_atari.zoo", "sb3_dqn_atari.loading",
+         "sb3_dqn_atari.evaluation.protocol")
 
 
 def _before_the_layers(names: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
