@@ -51,6 +51,10 @@ from sb3_dqn_atari.common.pickle_check import AllowList, UnsafePickleError, chec
 from sb3_dqn_atari.common.sources import resolve
 
 _NUMPY_CORE = "numpy._core"
+#: a checkpoint folder's pickles (:mod:`sb3_dqn_atari.checkpoint.store` writes them)
+MODEL_FILE = "model.zip"
+BUFFER_FILE = "replay_buffer.pkl"
+STATE_FILE = "training_state.pkl"
 
 #: What this project's checkpoints name, by role (see :class:`~sb3_dqn_atari.common.pickle_check.AllowList`).
 CHECKPOINT_GLOBALS = AllowList(
@@ -229,8 +233,6 @@ def check_checkpoint(folder: str | Path) -> list[str]:
 
     :raises UnsafePickleError: for the first one that names or calls more than this project's checkpoints
     """
-    from sb3_dqn_atari.checkpoint.store import BUFFER_FILE, MODEL_FILE, STATE_FILE
-
     folder = Path(folder)
     named = check_model_zip(folder / MODEL_FILE) if (folder / MODEL_FILE).is_file() else []
     for name in (BUFFER_FILE, STATE_FILE):

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, cast
 
 from sb3_dqn_atari._legacy import old_name, with_old_names
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.sources import UntrustedError, check_class_name
 
 #: Policy classes a zip may name, by module: the algorithm each module belongs to and the class names allowed
 #: (this package's modules under their names before and after the layering, :mod:`sb3_dqn_atari._legacy`).
@@ -211,8 +212,6 @@ class _SkippingReader:
 
 
 def _class_reference_ok(module: str, name: str) -> bool:
-    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
-
     if f"{module}.{name}" in ALLOWED_KWARG_CLASSES["optimizer_class"]:
         return True
     try:

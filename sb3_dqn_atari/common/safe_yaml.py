@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from sb3_dqn_atari.common.errors import UserError, one_line
+from sb3_dqn_atari.common.sources import TRUST_HINT, UntrustedError, check_class_name
 
 #: Largest YAML file read (rl-zoo3's files are a few kB).
 MAX_YAML_BYTES = 4 << 20
@@ -37,7 +38,6 @@ MAX_YAML_VALUES = 100_000
 #: Deepest nesting of lists and mappings.
 MAX_YAML_DEPTH = 64
 
-TRUST_HINT = "use --trust-remote-code for files you trust"
 _PYTHON_TAG = "tag:yaml.org,2002:python/"
 ORDERED_DICT_TAG = _PYTHON_TAG + "object/apply:collections.OrderedDict"
 TUPLE_TAG = _PYTHON_TAG + "tuple"
@@ -104,8 +104,6 @@ def _construct_tuple(loader: ZooYamlLoader, node: yaml.Node) -> tuple[Any, ...]:
 
 
 def _construct_name(loader: ZooYamlLoader, suffix: str, node: yaml.Node) -> DottedName:
-    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
-
     if not isinstance(node, yaml.ScalarNode) or node.value:
         raise loader.refuse(node, "with a value")
     try:
