@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sb3_dqn_atari.atari.envs import is_atari
-from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.errors import UserError, arguments
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
 from sb3_dqn_atari.hub.card import CURVE_FILE, RepoFolder, write_model_card
@@ -62,11 +62,13 @@ from sb3_dqn_atari.hub.client import (
     METRICS_ZIP,
     RetryPolicy,
     algo_name,
+    check_repo_id,
     env_folder_name,
     hub_endpoint,
     hub_token,
     latest_run_id,
     model_name,
+    retry_policy,
     with_retries,
 )
 from sb3_dqn_atari.hub.evaluate import PushOptions, evaluate_atari, evaluate_other
@@ -260,9 +262,8 @@ def upload_folder(
 def create_repo(repo_id: str, private: bool, token: str, endpoint: str, retry: RetryPolicy) -> str:
     """``create_repo(exist_ok=True)``: the repo's URL (an existing repo is fine, and keeps its visibility)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.utils import validate_repo_id
 
-    with_retries(lambda: validate_repo_id(repo_id), "push to", repo_id, endpoint, RetryPolicy(attempts=1))
+    check_repo_id(repo_id, "push to", endpoint)
     if "/" not in repo_id:
         raise UserError(f"--repo-id {repo_id!r} should be NAMESPACE/NAME (your user or organisation name first)")
     api = HfApi(endpoint=endpoint, token=token)
@@ -285,8 +286,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--max-frames must be positive")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         raise UserError("--epsilon must be within [0, 1]")
-    if args.retries < 1 or args.retry_wait < 0:
-        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    retry_policy(args)
     if args.dry_run is not None and args.dry_run.exists() and any(args.dry_run.iterdir()):
         raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
 
@@ -305,7 +305,7 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     upload = args.dry_run is None
-    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+    policy = retry_policy(args)
     endpoint = hub_endpoint()
     token = hub_token(required=True) if upload else None
     # rl-zoo3's --algo for a run folder; the class that saved the zip otherwise (read as plain text)
@@ -324,16 +324,8 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if args.device == "cpu":
         torch.set_num_threads(1)
     model, _ = load_agent(source.zip_path, device=args.device, env_id=env_id, trust_remote_code=args.trust_remote_code)
-    options = PushOptions(
-        episodes=args.episodes,
-        protocol=args.protocol,
-        seed=args.seed,
-        epsilon=args.epsilon,
-        max_frames=args.max_frames,
-        video_length=args.video_length,
-        progress=not args.quiet,
-        trust_remote_code=args.trust_remote_code,
-    )
+    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
+    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
     final = args.dry_run if args.dry_run is not None else None
     with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
         staged = Path(staged_name)
