@@ -57,6 +57,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -74,6 +75,9 @@ from sb3_dqn_atari.hub.vet import (
     vet_download,
 )
 from sb3_dqn_atari.loading import UserError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 # ----------------------------------------------------------------------------------------------- downloading
 
@@ -112,6 +116,83 @@ def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | No
 
 
 
+def _choose_files(
+    api: HfApi, repo_id: str, revision: str | None, algo: str | None, env_id: str | None, trust_remote_code: bool,
+    retry: client.RetryPolicy,
+) -> tuple[str, str, list[str]]:
+    """``(commit, model zip, files to download)`` of the repo at ``revision``, its file names checked."""
+    info = client.with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, api.endpoint, retry)
+    sha = str(info.sha or revision or "main")
+    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
+    if skipped:
+        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
+                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=3)
+    zip_name = choose_model_zip(files, algo, env_id)
+    wanted = [zip_name]
+    wanted += [f for f in files if f in CONFIG_FILES or f == client.METRICS_ZIP]
+    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
+    return sha, zip_name, wanted
+
+
+def _snapshot(
+    api: HfApi, repo_id: str, sha: str, wanted: list[str], tmp: str, retry: client.RetryPolicy
+) -> dict[str, Path]:
+    """The ``wanted`` files of commit ``sha``, downloaded into ``tmp`` (huggingface_hub's ``snapshot_download``)."""
+    from huggingface_hub import snapshot_download
+
+    snapshot = client.with_retries(
+        lambda: snapshot_download(
+            repo_id,
+            revision=sha,
+            allow_patterns=[glob.escape(name) for name in wanted],
+            local_dir=tmp,
+            endpoint=api.endpoint,
+            token=api.token,
+        ),
+        "download from",
+        repo_id,
+        api.endpoint,
+        retry,
+    )
+    local = {name: Path(snapshot) / name for name in wanted}
+    missing = [name for name in wanted if not local[name].is_file()]
+    if missing:
+        raise client.HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
+    return local
+
+
+def _stage(
+    staged: Path, local: dict[str, Path], download: Download, zip_name: str, trust_remote_code: bool,
+    max_member_bytes: int,
+) -> None:
+    """Lay the downloaded files out in ``staged`` as rl-zoo3 does (module docstring), then check them as placed."""
+    from sb3_dqn_atari.common.vetting import check_folder_files, read_zoo_file
+
+    repo_id, env_name = download.repo_id, client.env_folder_name(download.env_id)
+    config_dir = staged / env_name
+    config_dir.mkdir()
+    shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
+    for repo_file, local_name in CONFIG_FILES.items():
+        if repo_file in local:
+            shutil.copyfile(local[repo_file], config_dir / local_name)
+    if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
+        env_kwargs = None
+        if "env_kwargs.yml" in local:
+            source = f"{repo_id}/env_kwargs.yml"
+            env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
+        args = {"algo": download.algo, "env": download.env_id, "env_kwargs": env_kwargs,
+                "source": f"hf://{repo_id}@{download.revision}"}
+        (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
+    if client.METRICS_ZIP in local:
+        with open_zip(local[client.METRICS_ZIP], max_member_bytes) as archive:
+            safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}", max_member_bytes)
+    for name in download.files:
+        if name != zip_name and name not in CONFIG_FILES and name != client.METRICS_ZIP:
+            shutil.copyfile(local[name], staged / name)
+    # as it will be placed (the extracted metrics too); its yml files were checked above
+    check_folder_files(staged, trust_remote_code, max_member_bytes)
+
+
 def download_from_hub(
     repo_id: str,
     folder: str | Path = "logs",
@@ -129,55 +210,22 @@ def download_from_hub(
 
     Every file is checked before anything is placed (:func:`vet_download`, then the files of the staged folder);
     a repo that fails leaves nothing under ``folder``. Nothing is unpickled.
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
-    from huggingface_hub import HfApi, snapshot_download
+    from huggingface_hub import HfApi
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
-
-    from sb3_dqn_atari.common.vetting import check_folder_files
 
     retry = retry or client.RetryPolicy()
     if exp_id < 0:
         raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
     endpoint = client.hub_endpoint()
-    token = client.hub_token(required=False)
     client.check_repo_id(repo_id, "read", endpoint)
-    api = HfApi(endpoint=endpoint, token=token)
-    info = client.with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, endpoint, retry)
-    sha = str(info.sha or revision or "main")
-    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
-    if skipped:
-        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
-                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=2)
-    zip_name = choose_model_zip(files, algo, env_id)
-    wanted = [zip_name]
-    wanted += [f for f in files if f in CONFIG_FILES or f == client.METRICS_ZIP]
-    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
-
-    root = Path(folder)
+    api = HfApi(endpoint=endpoint, token=client.hub_token(required=False))
+    sha, zip_name, wanted = _choose_files(api, repo_id, revision, algo, env_id, trust_remote_code, retry)
     if not progress:
         disable_progress_bars()
     try:
-        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside root: nothing there yet
-            snapshot = client.with_retries(
-                lambda: snapshot_download(
-                    repo_id,
-                    revision=sha,
-                    allow_patterns=[glob.escape(name) for name in wanted],
-                    local_dir=tmp,
-                    endpoint=endpoint,
-                    token=token,
-                ),
-                "download from",
-                repo_id,
-                endpoint,
-                retry,
-            )
-            local = {name: Path(snapshot) / name for name in wanted}
-            missing = [name for name in wanted if not local[name].is_file()]
-            if missing:
-                raise client.HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
+        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside folder: nothing there yet
+            local = _snapshot(api, repo_id, sha, wanted, tmp, retry)
             cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
             algo = algo or client.algo_name(cls.__name__)
             env_id = env_id or env_from_files(local, zip_name, repo_id, trust_remote_code)
@@ -185,39 +233,18 @@ def download_from_hub(
                 raise client.HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
             env_id = current_env_id(env_id)
             env_name = client.env_folder_name(env_id)
-            log_path = root / algo
+            log_path = Path(folder) / algo
             if exp_id == 0:
                 exp_id = client.latest_run_id(log_path, env_name) + 1
             run_dir = log_path / f"{env_name}_{exp_id}"
+            download = Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
             with staging_dir(run_dir) as staged:
-                config_dir = staged / env_name
-                config_dir.mkdir()
-                shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
-                for repo_file, local_name in CONFIG_FILES.items():
-                    if repo_file in local:
-                        shutil.copyfile(local[repo_file], config_dir / local_name)
-                if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
-                    env_kwargs = None
-                    if "env_kwargs.yml" in local:
-                        from sb3_dqn_atari.common.vetting import read_zoo_file
-
-                        source = f"{repo_id}/env_kwargs.yml"
-                        env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
-                    args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs, "source": f"hf://{repo_id}@{sha}"}
-                    (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
-                if client.METRICS_ZIP in local:
-                    with open_zip(local[client.METRICS_ZIP], max_member_bytes) as archive:
-                        safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}", max_member_bytes)
-                for name in wanted:
-                    if name != zip_name and name not in CONFIG_FILES and name != client.METRICS_ZIP:
-                        shutil.copyfile(local[name], staged / name)
-                # as it will be placed (the extracted metrics too); its yml files were checked above
-                check_folder_files(staged, trust_remote_code, max_member_bytes)
+                _stage(staged, local, download, zip_name, trust_remote_code, max_member_bytes)
                 move_into_place(staged, run_dir, force=force)
     finally:
         if not progress:
             enable_progress_bars()
-    return Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
+    return download
 
 
 def pull_command(args: argparse.Namespace) -> Download:

@@ -291,12 +291,30 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
 
 
+def _build(
+    args: argparse.Namespace, model: BaseAlgorithm, source: ModelSource, env_id: str, staged: Path, repo_id: str,
+    algo: str,
+) -> RepoFolder:
+    """The repo folder in ``staged`` (model, ONNX, evaluation, video, configs, model card); what went in printed."""
+    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
+    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
+    built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
+    env_kwargs = _env_kwargs(_config_dir(source), args.trust_remote_code)
+    from_zoo = _config_dir(source) is not None
+    write_model_card(staged, model, env_id, repo_id, algo, built, source.hyperparams, env_kwargs, from_zoo=from_zoo)
+    built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    for note in built.notes:
+        print(f"note: {note}")
+    print(built.export.verification.summary())
+    evaluation = built.evaluation
+    mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
+    print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
+    return built
+
+
 def push_command(args: argparse.Namespace) -> RepoFolder:
     """``python -m sb3_dqn_atari.push_to_hub``: locate and load the model, build the repo folder, upload it in one
-    commit (or, with ``--dry-run``, leave it in a folder).
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
-    """
+    commit (or, with ``--dry-run``, leave it in a folder)."""
     _check_args(args)
     source = locate_model(
         args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
@@ -304,13 +322,13 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.common.env_ids)
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
-    upload = args.dry_run is None
+    final = args.dry_run
     policy = retry_policy(args)
     endpoint = hub_endpoint()
-    token = hub_token(required=True) if upload else None
+    token = hub_token(required=True) if final is None else None
     # rl-zoo3's --algo for a run folder; the class that saved the zip otherwise (read as plain text)
     algo = args.algo if args.model is None else algo_name(algorithm_class(read_zip_data(source.zip_path)).__name__)
-    if args.repo_id is None and upload and args.organization is None:
+    if args.repo_id is None and final is None and args.organization is None:
         raise UserError("pass --repo-id NAMESPACE/NAME (or -orga NAMESPACE)")
     repo_id = args.repo_id or f"{args.organization or 'ORG'}/{args.repo_name or model_name(algo, env_id)}"
     if token is not None:
@@ -324,30 +342,9 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if args.device == "cpu":
         torch.set_num_threads(1)
     model, _ = load_agent(source.zip_path, device=args.device, env_id=env_id, trust_remote_code=args.trust_remote_code)
-    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
-    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
-    final = args.dry_run if args.dry_run is not None else None
     with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
         staged = Path(staged_name)
-        built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
-        write_model_card(
-            staged,
-            model,
-            env_id,
-            repo_id,
-            algo,
-            built,
-            source.hyperparams,
-            _env_kwargs(_config_dir(source), args.trust_remote_code),
-            from_zoo=_config_dir(source) is not None,
-        )
-        built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-        for note in built.notes:
-            print(f"note: {note}")
-        print(built.export.verification.summary())
-        evaluation = built.evaluation
-        mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
-        print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
+        built = _build(args, model, source, env_id, staged, repo_id, algo)
         if final is not None:
             if final.exists():
                 final.rmdir()  # empty (checked above)
