@@ -35,8 +35,6 @@ any file can), and the ALE's own parser of the emulator state it restores (C++, 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import contextvars
 import io
@@ -188,15 +186,15 @@ def _unpickle(file: Any, source: str) -> Any:
 # ------------------------------------------------------------------------------------------ static check
 def _zip_pickles(zip_path: Path) -> dict[str, bytes]:
     """The pickled fields of an SB3 zip's ``data`` member, decoded (nothing unpickled)."""
-    from sb3_dqn_atari.loading import is_serialized, read_zip_data
+    from sb3_dqn_atari.loading.zipdata import is_serialized, read_zip_data, serialized_pickle
 
     pickles = {}
     for key, value in read_zip_data(zip_path).items():
         if not is_serialized(value):
             continue
         try:
-            pickles[key] = base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            pickles[key] = serialized_pickle(value)
+        except ValueError as exc:
             raise UserError(f"{zip_path}: the data field {key!r} is not base64 ({exc}); {_TRUST_HINT}") from exc
     return pickles
 

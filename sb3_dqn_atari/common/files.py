@@ -60,18 +60,6 @@ def remove_empty(created: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def parents_removed_on_failure(folder: str | Path) -> Iterator[Path]:
-    """``mkdir -p folder`` for the duration of a block; the folders it created are removed again (when empty)
-    if the block raises, so that a failed command leaves no empty folders behind."""
-    created = make_parents(folder)
-    try:
-        yield Path(folder)
-    except BaseException:
-        remove_empty(created)
-        raise
-
-
-@contextlib.contextmanager
 def atomic_file(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """The one way a file is written here: a temporary file beside ``path`` (with the permissions a plain ``open``
     gives) for the block to write, moved into place with ``os.replace`` when the block ends, removed if it
