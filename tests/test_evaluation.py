@@ -589,6 +589,49 @@ def test_plot_reads_full_game_scores_and_writes_a_png(tmp_path: Path, capsys: An
     assert "2 run(s)" in capsys.readouterr().out
 
 
+class StepCounter(gym.Wrapper):  # type: ignore[type-arg]
+    """Above the preprocessing: counts the agent's steps and notes the count when the Monitor ends a game."""
+
+    def __init__(self, env: gym.Env, ends: list[int]) -> None:  # type: ignore[type-arg]
+        super().__init__(env)
+        self.steps, self.ends = 0, ends
+
+    def step(self, action: Any) -> Any:
+        out = self.env.step(action)
+        self.steps += 1
+        if "episode" in out[4]:
+            self.ends.append(self.steps)
+        return out
+
+
+def test_plot_places_training_games_at_the_agent_steps_the_run_recorded(tmp_path: Path) -> None:
+    """Issue 18, item 7: NatureDQN records the agent step each training game ended at (``episodes.csv``, beside
+    the Monitor files, as rl-zoo3 places them); the plot uses it. A wrapper of the test counts the agent's steps
+    on its own. Emulator frames / 4 would overshoot (the no-ops after each lost life)."""
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+
+    from sb3_dqn_atari import NatureDQN
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.evaluation.curves import load_run, read_monitor
+
+    run = tmp_path / "BreakoutNoFrameskip-v4_1"
+    ends: list[int] = []
+
+    def make() -> gym.Env:  # type: ignore[type-arg]
+        return StepCounter(NatureAtariWrapper(Monitor(gym.make(BREAKOUT), str(run / "0"))), ends)
+
+    venv = VecTransposeImage(VecFrameStack(DummyVecEnv([make]), 4))
+    model = NatureDQN("CnnPolicy", venv, buffer_size=2_000, learning_starts=10_000, seed=0, device="cpu")
+    model.learn(1_500)
+    venv.close()
+    data = load_run(run)
+    assert data.train_raw is not None and len(ends) >= 3
+    np.testing.assert_array_equal(data.train_raw.x, ends)
+    monitor = read_monitor(run)
+    assert monitor is not None and monitor[1][len(ends) - 1] / 4 > ends[-1]  # what frames / 4 would draw
+
+
 def test_plot_aggregates_runs_as_mean_and_spread() -> None:
     from sb3_dqn_atari.evaluation.curves import Curve, aggregate, smooth
 

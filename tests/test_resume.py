@@ -25,13 +25,16 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import load_results
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecTransposeImage
 
+from sb3_dqn_atari.agent.episode_log import EPISODES_FILE
 from tests.conftest import ROOT
 
 ENV_ID = "ResumeDot-v0"
@@ -529,10 +532,19 @@ def test_zoo_resume_after_sigint_matches_the_uninterrupted_run(
     assert not (run / f"{ENV_ID}.zip").exists()  # stopped: a checkpoint, no final model
     # the yml callback found the run folder by itself
     assert [c.num_timesteps for c in find_checkpoints(run / "checkpoints")] == [200, 336]
+    # a run killed after its last checkpoint had written more games: the resume cuts them (and goes on in the folder)
+    _append_lines(run / "0.monitor.csv", "-7.0,99,1e9\n")
+    _append_lines(run / EPISODES_FILE, "599,-7.0,99\n")
     # the run's yml names tests.test_resume.SignalAt, outside the allow-list of what a run folder may name
     out, _ = _zoo("sb3_dqn_atari.train", ["--resume", str(run), "--trust-remote-code"], capsys)
-    assert "Resuming from" in out
-    full, resumed = tmp_path / "full" / "dqn" / f"{ENV_ID}_1", tmp_path / "stopped" / "dqn" / f"{ENV_ID}_2"
+    assert "Resuming from" in out and f"Continuing the run in {run}" in out
+    assert sorted(p.name for p in (tmp_path / "stopped" / "dqn").iterdir()) == [f"{ENV_ID}_1"]
+    full, resumed = tmp_path / "full" / "dqn" / f"{ENV_ID}_1", run
+    # one run: the same games at the same agent steps as the uninterrupted run, Monitor times in order
+    assert (full / EPISODES_FILE).read_text() == (resumed / EPISODES_FILE).read_text()
+    a_games, b_games = (load_results(str(r)) for r in (full, resumed))
+    assert len(a_games) > 3 and a_games[["r", "l"]].equals(b_games[["r", "l"]])
+    assert np.all(np.diff(pd.read_csv(resumed / "0.monitor.csv", skiprows=1)["t"]) >= 0)
     a, b = (NatureDQN.load(r / f"{ENV_ID}.zip", device="cpu") for r in (full, resumed))
     assert a.num_timesteps == b.num_timesteps == N_STEPS and a._n_updates == b._n_updates
     for (ka, va), (kb, vb) in zip(a.policy.state_dict().items(), b.policy.state_dict().items(), strict=True):
@@ -541,8 +553,19 @@ def test_zoo_resume_after_sigint_matches_the_uninterrupted_run(
     b.load_replay_buffer(resumed / "replay_buffer.pkl")
     for name in ("frames", "actions", "rewards", "dones", "episode_steps"):
         assert np.array_equal(getattr(a.replay_buffer, name), getattr(b.replay_buffer, name)), name
-    # the resumed run's checkpoints went on in its own folder (the step-600 one: end of training)
-    assert [c.num_timesteps for c in find_checkpoints(resumed / "checkpoints")] == [400, 600]
+    # the resumed run's checkpoints went on in its own folder (the step-600 one: end of training; keep 3)
+    assert [c.num_timesteps for c in find_checkpoints(resumed / "checkpoints")] == [336, 400, 600]
+    # resumed again: all steps are there, so nothing is trained and nothing is written
+    before = {p: p.stat().st_mtime_ns for p in resumed.rglob("*")}
+    out, _ = _zoo("sb3_dqn_atari.train", ["--resume", str(run), "--trust-remote-code"], capsys)
+    assert "nothing to train" in out
+    assert {p: p.stat().st_mtime_ns for p in resumed.rglob("*")} == before
+    assert sorted(p.name for p in (tmp_path / "stopped" / "dqn").iterdir()) == [f"{ENV_ID}_1"]
+
+
+def _append_lines(path: Path, text: str) -> None:
+    with open(path, "a") as handle:
+        handle.write(text)
 
 
 @pytest.mark.slow
@@ -568,7 +591,7 @@ def test_cli_resume_breakout_paper_config_matches_the_uninterrupted_run(tmp_path
     stopped = _cli([*common, "-conf", str(signal_conf), "-f", "stopped", "--checkpoint-freq", "300"], tmp_path)
     assert "SIGTERM: saving a checkpoint" in stopped.stderr
     _cli(["--resume", str(tmp_path / "stopped" / "dqn" / f"{env_id}_1"), "--trust-remote-code"], tmp_path)
-    full, resumed = tmp_path / "full" / "dqn" / f"{env_id}_1", tmp_path / "stopped" / "dqn" / f"{env_id}_2"
+    full, resumed = tmp_path / "full" / "dqn" / f"{env_id}_1", tmp_path / "stopped" / "dqn" / f"{env_id}_1"
     a, b = (NatureDQN.load(run / f"{env_id}.zip", device="cpu") for run in (full, resumed))
     assert a.num_timesteps == b.num_timesteps == 1_200 and a._n_updates == b._n_updates == 250
     for (ka, va), (kb, vb) in zip(a.policy.state_dict().items(), b.policy.state_dict().items(), strict=True):
@@ -577,6 +600,7 @@ def test_cli_resume_breakout_paper_config_matches_the_uninterrupted_run(tmp_path
     b.load_replay_buffer(resumed / "replay_buffer.pkl")
     assert np.array_equal(a.replay_buffer.frames, b.replay_buffer.frames)
     assert np.array_equal(a.replay_buffer.dones, b.replay_buffer.dones) and a.replay_buffer.dones.any()
+    assert (full / EPISODES_FILE).read_text() == (resumed / EPISODES_FILE).read_text()
     with np.load(full / "evaluations_nature.npz") as x, np.load(resumed / "evaluations_nature.npz") as y:
         assert list(x["timesteps"]) == list(y["timesteps"]) == [500, 1000]
         assert np.array_equal(x["results"], y["results"]) and np.array_equal(x["ep_frames"], y["ep_frames"])

@@ -356,16 +356,17 @@ def test_trust_remote_code_loads_the_harmless_global(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``builtins.print`` in the training state: refused above, loaded with ``--trust-remote-code`` (the last
-    checkpoint: loaded, nothing left to train)."""
+    checkpoint, trained 8 steps further with ``-n``: arguments after ``--resume`` override the recorded ones)."""
     run = shutil.copytree(runs["cartpole"], tmp_path / "logs" / "dqn" / "CartPole-v1_1")
     checkpoint = _checkpoint(run, N_STEPS)
     _plant(checkpoint, "training_state.pkl", print)
     monkeypatch.chdir(tmp_path)
     code, _, err = _main(["--resume", str(checkpoint)], capsys)
     assert code == 2 and "(builtins.print)" in err
-    code, out, err = _main(["--resume", str(checkpoint), "--trust-remote-code"], capsys)
+    code, out, err = _main(["--resume", str(checkpoint), "--trust-remote-code", "-n", str(N_STEPS + 8)], capsys)
     assert code == 0, out[-2000:] + err[-2000:]
-    assert f"Resuming from {checkpoint}" in out and "nothing to train" in out
+    assert f"Resuming from {checkpoint}" in out and f"Continuing the run in {run}" in out
+    assert (run / "checkpoints" / f"step_{N_STEPS + 8:012d}").is_dir()
 
 
 def test_a_truncated_pickle_is_refused_in_one_line(

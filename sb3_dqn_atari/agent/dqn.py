@@ -112,6 +112,7 @@ from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 
+from sb3_dqn_atari.agent.episode_log import EpisodeLogMixin
 from sb3_dqn_atari.agent.fast_mode import FastMode
 from sb3_dqn_atari.agent.hardware import FAST_OPTION_NAMES
 from sb3_dqn_atari.agent.lua_order import LuaActingOrder
@@ -128,7 +129,7 @@ FAST_OPTIONS = FAST_OPTION_NAMES
 MODES = ("exact", "fast")
 
 
-class NatureDQN(FastMode, LuaActingOrder, DQN):
+class NatureDQN(EpisodeLogMixin, FastMode, LuaActingOrder, DQN):
     """The Nature DQN (Mnih et al. 2015) with SB3's API: ``NatureDQN("CnnPolicy", env).learn(...)``.
 
     Takes every argument of :class:`stable_baselines3.DQN` (so rl-zoo3 hyperparameters apply); the defaults

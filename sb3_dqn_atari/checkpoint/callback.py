@@ -10,26 +10,13 @@ from types import FrameType
 from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_dqn_atari.checkpoint.state import EnvStateError, env_layers, restore_callbacks_state
+from sb3_dqn_atari.agent.episode_log import monitor_folder
+from sb3_dqn_atari.checkpoint.state import restore_callbacks_state
 from sb3_dqn_atari.checkpoint.store import latest_checkpoint, save_checkpoint
 
 
 # ---------------------------------------------------------------------------------------------- callback
-def _run_folder(venv: VecEnv) -> Path | None:
-    """rl-zoo3's run folder: where the training env's Monitor writes (read in-process), else ``None``."""
-    try:
-        layers = list(env_layers(venv))
-    except EnvStateError:
-        return None
-    for obj in layers:
-        if isinstance(obj, Monitor) and obj.results_writer is not None:
-            return Path(obj.results_writer.file_handler.name).parent
-    return None
-
-
 class ResumableCheckpointCallback(BaseCallback):
     """Periodic exact checkpoints (see :mod:`sb3_dqn_atari.checkpoint`), and one on SIGINT/SIGTERM before exit 0.
 
@@ -88,7 +75,7 @@ class ResumableCheckpointCallback(BaseCallback):
     def _folder(self) -> Path:
         if self.save_path is not None:
             return Path(self.save_path)
-        run = _run_folder(self.training_env)
+        run = monitor_folder(self.training_env)
         if run is None and self.logger is not None and self.logger.get_dir():
             run = Path(str(self.logger.get_dir()))
         return (run or Path(".")) / "checkpoints"

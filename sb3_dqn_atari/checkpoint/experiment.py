@@ -16,11 +16,14 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.utils import ALGOS
+from stable_baselines3.common.monitor import Monitor
 
+from sb3_dqn_atari.agent.episode_log import rewind
 from sb3_dqn_atari.agent.memory import ReplayMemoryError
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
 from sb3_dqn_atari.checkpoint.resume_check import check_checkpoint, checked_loading
@@ -56,11 +59,29 @@ class ResumableExperimentManager(ExperimentManager):
         self.session = session
         if session.resume is not None:
             self.continue_training = True  # build the model with _load_pretrained_agent below
+            folder = run_folder_of(session.resume)
+            if folder is not None:  # go on in the run's own folder, not in a new `<env>_<id + 1>`
+                self.save_path = str(folder)
+                self.params_path = f"{self.save_path}/{self.env_name}"
 
     def setup_experiment(self) -> Any:
         if not os.path.exists(self.save_path):
             self.session.run_folders.append(self.save_path)
         return super().setup_experiment()
+
+    def create_log_folder(self) -> None:
+        """rl-zoo3 creates the run folder here, after reading the steps to train: stop first when a resumed
+        checkpoint has them all (nothing is written). A run resumed in its own folder appends to its Monitor
+        files (their rows after the checkpoint are cut in :meth:`_load_pretrained_agent`)."""
+        resume = self.session.resume
+        if resume is not None and resume.num_timesteps >= self.n_timesteps:
+            raise NothingToTrain(
+                f"{resume.path} is at step {resume.num_timesteps:,} >= {self.n_timesteps:,}: nothing to train "
+                "(pass a larger -n to train further)"
+            )
+        if resume is not None and Path(self.save_path, f"0.{Monitor.EXT}").is_file():
+            self.monitor_kwargs = {**self.monitor_kwargs, "override_existing": False}
+        super().create_log_folder()
 
     def create_callbacks(self) -> None:
         super().create_callbacks()
@@ -102,6 +123,9 @@ class ResumableExperimentManager(ExperimentManager):
             tensorboard_log=self.tensorboard_log,
             verbose=self.verbose,
         )
+        if Path(self.save_path) == run_folder_of(checkpoint):
+            print(f"Continuing the run in {self.save_path}")
+            rewind(Path(self.save_path), model.num_timesteps, env)
         return model
 
     def learn(self, model: Any) -> None:
@@ -109,11 +133,8 @@ class ResumableExperimentManager(ExperimentManager):
         if self.session.resume is None:
             super().learn(model)
             return
-        # rl-zoo3's learn, but going on: reset_num_timesteps=False, up to the same total.
+        # rl-zoo3's learn, but going on: reset_num_timesteps=False, up to the same total (> 0: create_log_folder).
         remaining = self.n_timesteps - model.num_timesteps
-        if remaining <= 0:
-            print(f"The checkpoint is at step {model.num_timesteps:,} >= {self.n_timesteps:,}: nothing to train")
-            return
         kwargs: dict[str, Any] = {}
         if self.log_interval > -1:
             kwargs["log_interval"] = self.log_interval
@@ -130,6 +151,19 @@ class ResumableExperimentManager(ExperimentManager):
                 self.callbacks[0].on_training_end()
             with contextlib.suppress(EOFError):
                 model.env.close()
+
+
+class NothingToTrain(Exception):
+    """A resumed checkpoint already has the steps to train: said, and nothing is created (exit status 0)."""
+
+
+def run_folder_of(checkpoint: Checkpoint) -> Path | None:
+    """The rl-zoo3 run folder a checkpoint belongs to (``<run>/checkpoints/step_<n>``) when it is that run's
+    newest checkpoint, else ``None``: resuming from an older one, in a new folder, leaves the run as it was."""
+    parent = checkpoint.path.resolve().parent
+    if parent.name != "checkpoints" or latest_checkpoint(parent).path.resolve() != checkpoint.path.resolve():
+        return None
+    return parent.parent
 
 
 def _dotted_names(cls: type) -> set[str]:
@@ -199,7 +233,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[TrainSession, list[str]]:
     """This command's options read, the checkpoint to resume found and checked: the session, and rl-zoo3's
-    arguments. ``--resume`` alone reuses the checkpoint's command line (our options given now win)."""
+    arguments. ``--resume`` reuses the checkpoint's command line; arguments given now come after it, so they win
+    (``--resume RUN -n 2000000`` trains the run further)."""
     ours, rest = parser.parse_known_args(argv)
     if ours.checkpoint_freq < 0 or ours.checkpoint_keep < 1:
         raise CheckpointError("--checkpoint-freq must be >= 0 and --checkpoint-keep >= 1")
@@ -207,7 +242,7 @@ def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[Tra
         raise CheckpointError("--resume and -i/--trained-agent exclude each other: pass one")
     resume = latest_checkpoint(ours.resume) if ours.resume is not None else None
     reused: list[str] | None = None
-    if resume is not None and not rest:
+    if resume is not None:
         recorded = resume.manifest.get("argv", [])
         if not isinstance(recorded, list):
             raise CheckpointError(f"{resume.path}/{MANIFEST_FILE}: 'argv' is not a list of arguments")
@@ -281,6 +316,9 @@ def zoo_train(argv: list[str] | None = None) -> int:
         try:
             with checked_loading(session.resume is not None and not session.trust_remote_code):
                 zoo_module.train()
+        except NothingToTrain as exc:
+            print(exc)
+            return 0
         except ReplayMemoryError as exc:
             _remove_run_folders(session)
             print(f"error: {_one_line(exc)}", file=sys.stderr)

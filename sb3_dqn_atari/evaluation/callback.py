@@ -11,33 +11,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_dqn_atari.agent.episode_log import monitor_folder
 from sb3_dqn_atari.atari.protocols import ProtocolEnv, get_protocol, make_eval_env
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 from sb3_dqn_atari.common.files import atomic_write_bytes
 from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, EvalResult, evaluate_policy_protocol
 
 # ---------------------------------------------------------------------------------------------- the callback
-
-
-def _monitor_folder(venv: VecEnv) -> Path | None:
-    """The folder of the training env's Monitor file (rl-zoo3's run folder), when it can be read in-process."""
-    while isinstance(venv, VecEnvWrapper):
-        venv = venv.venv
-    if not isinstance(venv, DummyVecEnv):
-        return None
-    env: Any = venv.envs[0]
-    while isinstance(env, gym.Wrapper):
-        if isinstance(env, Monitor) and env.results_writer is not None:
-            return Path(env.results_writer.file_handler.name).parent
-        env = env.env
-    return None
 
 
 class NatureEvalCallback(EventCallback):
@@ -119,7 +104,7 @@ class NatureEvalCallback(EventCallback):
                 raise ValueError("NatureEvalCallback: the training env has no spec; pass env_id")
             self.env_id = str(spec.id)
         if self.log_path is None:
-            folder = _monitor_folder(self.training_env)
+            folder = monitor_folder(self.training_env)
             if folder is None and self.logger is not None and self.logger.get_dir():
                 folder = Path(str(self.logger.get_dir()))
             self.log_path = folder

@@ -20,9 +20,11 @@ Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a fol
   human and random scores (Extended Data Table 2) as horizontal lines.
 
 The x axis is agent steps (the paper's "frames" in Extended Data Table 1), with emulator frames (× 4, the
-action repeat) on the top axis. Evaluation points are placed at exact agent steps. Training points are exact
-in emulator frames, and shown at frames / 4 agent steps: the no-op frames after every life loss and the
-action repeats cut short by a life loss make that a slight over-estimate (a few percent).
+action repeat) on the top axis. Evaluation points are placed at the agent steps they were made at. Training
+games are placed at the agent step each ended at, as the run recorded it in ``episodes.csv``
+(:mod:`sb3_dqn_atari.agent.episode_log`); for a run folder without that file (written before it existed, or
+not by NatureDQN) at the Monitor's emulator frames / 4, with a note: the no-ops after every life loss make that
+an over-estimate (8 % in a 100k-step Breakout run).
 
 Each run folder is checked before it is read (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's YAML files,
 the Monitor headers' env ids, zip and ``.npz`` member sizes, ONNX files); ``--trust-remote-code`` skips the
@@ -36,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import re
+import sys
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +51,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sb3_dqn_atari.agent.episode_log import EPISODES_FILE, read_games
 from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.files import atomic_file
@@ -149,6 +154,18 @@ def read_monitor(run_dir: Path) -> tuple[np.ndarray, np.ndarray, str | None] | N
     return scores, np.cumsum(lengths * _frames_per_monitor_step(env_id)), env_id
 
 
+def read_recorded_games(run_dir: Path) -> Curve | None:
+    """Training scores at the agent steps the games ended, from the run's ``episodes.csv``; None without it."""
+    path = run_dir / EPISODES_FILE
+    if not path.is_file():
+        return None
+    try:
+        steps, scores = read_games(path)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path} is not this project's episodes file ({exc.__class__.__name__}: {exc})") from exc
+    return Curve(np.asarray(steps, dtype=np.float64), np.asarray(scores, dtype=np.float64)) if steps else None
+
+
 def read_evaluations(path: Path) -> Curve | None:
     """Mean score per evaluation (band: ± std across its episodes) from an ``evaluations*.npz``."""
     if not path.is_file():
@@ -181,9 +198,13 @@ def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
     vet_run_folder(path, trust_remote_code)
     monitor = read_monitor(path)
     run = RunData(path=path, env_id=monitor[2] if monitor else None)
-    if monitor is not None:
+    games = read_recorded_games(path)
+    if games is not None:
+        run.train_raw = games
+    elif monitor is not None:
         scores, frames, _ = monitor
         run.train_raw = Curve(frames / ACTION_REPEAT, scores)
+        print(f"note: {path} has no {EPISODES_FILE}: training games placed at emulator frames / 4", file=sys.stderr)
     for name in (NATURE_EVAL_FILE, ZOO_EVAL_FILE):
         curve = read_evaluations(path / name)
         if curve is not None:
