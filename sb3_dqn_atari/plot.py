@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sb3_dqn_atari.common.errors import command_main
-from sb3_dqn_atari.evaluation.curves import plot_command
+from sb3_dqn_atari.evaluation.curve_plot import plot_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -221,12 +221,13 @@ def build_repo_folder(
 
 
 def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
-    """rl-zoo3's ``train_eval_metrics.zip`` (Monitor and evaluation files) and ``learning_curve.png``, when the
-    run folder has such files."""
-    from sb3_dqn_atari.evaluation.curves import MONITOR_GLOB, load_run, plot_runs
+    """rl-zoo3's ``train_eval_metrics.zip`` (Monitor, evaluation and ``episodes.csv`` files) and
+    ``learning_curve.png``, when the run folder has such files."""
+    from sb3_dqn_atari.evaluation.curve_plot import plot_runs
+    from sb3_dqn_atari.evaluation.curves import EPISODES_FILE, MONITOR_GLOB, load_run
 
     logs = sorted(run_dir.glob(MONITOR_GLOB)) + sorted(run_dir.glob("evaluations*.npz"))
-    logs += sorted(run_dir.glob("evaluations*.csv"))
+    logs += sorted(run_dir.glob("evaluations*.csv")) + sorted(run_dir.glob(EPISODES_FILE))
     if not logs:
         return
     with zipfile.ZipFile(folder / METRICS_ZIP, "w", compression=zipfile.ZIP_DEFLATED) as archive:
