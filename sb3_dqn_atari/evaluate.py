@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
-from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.common.errors import command_main
 from sb3_dqn_atari.evaluation.protocol import EVAL_EPISODES, EVAL_EPSILON
 from sb3_dqn_atari.evaluation.report import evaluate_command
 
@@ -75,9 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: evaluate_command(args))
+main = command_main(parse_args, evaluate_command)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.common.errors import command_main
 from sb3_dqn_atari.onnx.export import DEFAULT_ATOL, DEFAULT_N_RANDOM, DEFAULT_N_REAL, DEFAULT_OPSET, export_command
 
 
@@ -41,9 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: export_command(args))
+main = command_main(parse_args, export_command)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.common.errors import command_main
 from sb3_dqn_atari.hub.client import add_hub_arguments
 from sb3_dqn_atari.hub.pull import pull_command
 
@@ -39,9 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: pull_command(args), "nothing was written", warning_lines=True)
+main = command_main(parse_args, pull_command, "nothing was written", warning_lines=True)
 
 
 if __name__ == "__main__":

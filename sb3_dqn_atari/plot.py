@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import run_cli
-from sb3_dqn_atari.evaluation.curves import plot_command
+from sb3_dqn_atari.common.errors import command_main
+from sb3_dqn_atari.evaluation.curve_plot import plot_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,9 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: plot_command(args))
+main = command_main(parse_args, plot_command)
 
 
 if __name__ == "__main__":

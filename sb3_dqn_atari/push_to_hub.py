@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.common.errors import command_main
 from sb3_dqn_atari.hub.client import add_hub_arguments
 from sb3_dqn_atari.hub.evaluate import DEFAULT_EPISODES, DEFAULT_VIDEO_LENGTH
 from sb3_dqn_atari.hub.push import push_command
@@ -49,9 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: push_command(args), "nothing was uploaded", warning_lines=True)
+main = command_main(parse_args, push_command, "nothing was uploaded", warning_lines=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -410,3 +411,15 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{len(content) - 1}/{len(content)}"
             return self._send(206, content[start:], headers, head=head)
         self._send(200, content, headers, head=head)
+
+
+def client_env(hub: FakeHub, token: str, home: Path) -> dict[str, str]:
+    """The environment variables that point huggingface_hub at ``hub`` as the owner of ``token`` (set them before
+    a subprocess starts: ``HF_HOME`` is read at import), with Xet and telemetry off."""
+    return {
+        "HF_ENDPOINT": hub.url,
+        "HF_TOKEN": token,
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HOME": str(home),
+    }

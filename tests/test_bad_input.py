@@ -354,11 +354,10 @@ def _check_case(
     if command in ("load_from_hub", "push_to_hub"):
         if hub is None:
             pytest.skip("tests/hub_server.py (the test Hub) is not available")
-        monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        monkeypatch.setenv("HF_TOKEN", "hf_alice")
-        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+        from tests.hub_server import client_env
+
+        for name, value in client_env(hub, "hf_alice", tmp_path / "hf_home").items():
+            monkeypatch.setenv(name, value)
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     (cwd / "file.txt").write_text("a regular file: nothing can be created under it\n")

@@ -46,7 +46,7 @@ from sb3_dqn_atari.loading import (
     resolve_model,
 )
 from sb3_dqn_atari.push_to_hub import main as push_main
-from tests.hub_server import FakeHub
+from tests.hub_server import FakeHub, client_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ACROBOT_FIXTURE = ROOT.parent / "shared" / "fixtures" / "sb3-1.0rc0-dqn-Acrobot-v1.zip"
@@ -71,11 +71,8 @@ def hub() -> Iterator[FakeHub]:
 @pytest.fixture
 def hub_env(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
     """The client talks to the test hub as alice; outputs (exported_models/...) land in tmp_path."""
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # read at import: for subprocesses
+    for name, value in client_env(hub, WRITE_TOKEN, tmp_path / "hf_home").items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     return hub
 

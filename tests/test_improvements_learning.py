@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_dqn_atari import DuelingCnnPolicy, DuelingMlpPolicy, NatureDQN, PrioritizedFrameReplayBuffer
 from sb3_dqn_atari.agent.replay import FrameReplayBuffer
+from tests.conftest import CARTPOLE_SETTINGS
 
 #: CartPole's termination bounds (x, θ) and typical speeds, mapped to [0, 255]
 SCALE = np.array([2.4, 3.0, 0.21, 3.5])
@@ -54,18 +55,9 @@ def train(policy: Any, image: bool, steps: int, net_arch: list[int], **switches:
     model = NatureDQN(
         policy,
         cartpole(0, image),
-        learning_rate=1e-3,
-        batch_size=64,
         buffer_size=50_000,
-        learning_starts=1_000,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_decay_steps=8_000,
-        exploration_final_eps=0.04,
         policy_kwargs=policy_kwargs,
-        seed=0,
-        device="cpu",
+        **CARTPOLE_SETTINGS,
         **switches,
     )
     model.learn(steps)

@@ -12,36 +12,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_dqn_atari import NatureDQN
-from tests.fake_envs import RandomWalkEnv
+from tests.fake_envs import RandomWalkEnv, TinyImageEnv
 
 GAMMA = 0.9
-
-
-class TinyImageEnv(RandomWalkEnv):
-    """RandomWalkEnv seen through a 1x36x36 uint8 image: the CnnPolicy / FrameReplayBuffer path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observation_space = spaces.Box(0, 255, (1, 36, 36), np.uint8)
-
-    def _image(self, state: np.ndarray) -> np.ndarray:
-        image = np.zeros((1, 36, 36), np.uint8)
-        image[0] = np.clip(128 + 12 * state[0], 0, 255)
-        image[0, : int(np.clip(18 + state[1] * 3, 0, 36)), :] = 255
-        return image
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):  # type: ignore[override]
-        state, info = super().reset(seed=seed, options=options)
-        return self._image(state), info
-
-    def step(self, action: int):  # type: ignore[override]
-        state, reward, terminated, truncated, info = super().step(action)
-        return self._image(state), reward, terminated, truncated, info
 
 
 def _parameters_after(model: NatureDQN, train: Any, n: int = 3) -> list[torch.Tensor]:

@@ -1,4 +1,5 @@
-"""The package's layers (issue 13): every import inside ``sb3_dqn_atari`` points down, never up or sideways.
+"""The package's layers (issue 13): every import inside ``sb3_dqn_atari`` points down, never up or sideways, and no
+two modules import each other, directly or around a loop (not even inside one folder).
 
 The order is the one the package docstring and the README's "Layout" give, bottom to top. A module may import
 from its own package (folder) and from any lower layer; a feature never imports a sibling feature of its own
@@ -90,3 +91,57 @@ def test_the_checker_finds_upward_and_sideways_imports() -> None:
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")))
 def test_imports_point_down(path: str) -> None:
     assert violations((PACKAGE / path).read_text(encoding="utf-8"), path) == []
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(["sb3_dqn_atari", *path.with_suffix("").parts]).removesuffix(".__init__")
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """``{module: the package's modules it imports}`` for ``{path relative to the package: source}``; ``from a.b
+    import c`` points at ``a.b.c`` when that is a module, else at ``a.b``."""
+    modules = {_module_name(Path(path)): path for path in sources}
+    graph = {}
+    for module, path in modules.items():
+        targets = {target for _, target in _imported(ast.parse(sources[path]), module, path.endswith("__init__.py"))}
+        for node in ast.walk(ast.parse(sources[path])):  # from a.b import c: the module a.b.c
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                targets |= {f"{node.module}.{alias.name}" for alias in node.names}
+        graph[module] = {target for target in targets if target in modules and target != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import loop once, as the modules along it (a depth-first search that reports every back edge)."""
+    found: list[list[str]] = []
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(graph[module]):
+            if state.get(target) == "open":
+                found.append([*path[path.index(target):], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def _package_sources() -> dict[str, str]:
+    return {str(p.relative_to(PACKAGE)): p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")}
+
+
+def test_the_cycle_check_finds_a_planted_cycle() -> None:
+    planted = _package_sources()  # a lazy import back up, inside one folder, as safe_yaml <-> trust once was
+    planted["common/errors.py"] += "\ndef _f():\n    from sb3_dqn_atari.common.files import atomic_file\n"
+    assert ["sb3_dqn_atari.common.errors", "sb3_dqn_atari.common.files", "sb3_dqn_atari.common.errors"] in cycles(
+        import_graph(planted)
+    )
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(import_graph(_package_sources())) == []

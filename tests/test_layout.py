@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from sb3_dqn_atari import NatureDQN
 from sb3_dqn_atari.agent.layout import channels_last_frames, convert_observations
-from tests.fake_envs import RandomWalkEnv
-
-
-class FourFrameEnv(RandomWalkEnv):
-    """RandomWalkEnv seen through 4 stacked 36x36 uint8 frames (channel-first), for CnnPolicy checks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observation_space = spaces.Box(0, 255, (4, 36, 36), np.uint8)
-
-    def _image(self, state: np.ndarray) -> np.ndarray:
-        image = np.zeros((4, 36, 36), np.uint8)
-        for k in range(4):
-            image[k] = np.clip(128 + 12 * state[k], 0, 255)
-            image[k, : int(np.clip(18 + state[(k + 1) % 4] * 3, 0, 36)), k::4] = 255
-        return image
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        state, info = super().reset(seed=seed, options=options)
-        return self._image(state), info
-
-    def step(self, action: int):
-        state, reward, terminated, truncated, info = super().step(action)
-        return self._image(state), reward, terminated, truncated, info
+from tests.fake_envs import FourFrameEnv
 
 
 @pytest.mark.parametrize("channels", [2, 4, 12])

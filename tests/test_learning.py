@@ -12,24 +12,16 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_dqn_atari import DeepMindRMSprop, NatureDQN
+from tests.conftest import CARTPOLE_SETTINGS
 
 
 def test_nature_dqn_solves_cartpole() -> None:
     model = NatureDQN(
         "MlpPolicy",
         gym.make("CartPole-v1"),
-        learning_rate=1e-3,
-        batch_size=64,
         buffer_size=100_000,
-        learning_starts=1_000,
-        target_update_interval=10,
-        train_freq=256,
-        gradient_steps=128,
-        exploration_decay_steps=8_000,
-        exploration_final_eps=0.04,
         policy_kwargs={"net_arch": [256, 256]},
-        seed=0,
-        device="cpu",
+        **CARTPOLE_SETTINGS,
     )
     assert isinstance(model.policy.optimizer, DeepMindRMSprop)
     model.learn(50_000)

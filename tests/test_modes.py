@@ -12,36 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gymnasium import spaces
 from stable_baselines3 import DQN
 
 from sb3_dqn_atari import NatureDQN
 from sb3_dqn_atari.agent.dqn import FAST_OPTIONS
 from sb3_dqn_atari.agent.hardware import channels_last_pays
 from tests.conftest import ROOT
-from tests.fake_envs import RandomWalkEnv
-
-
-class TinyImageEnv(RandomWalkEnv):
-    """RandomWalkEnv seen through a 1x36x36 uint8 image (channel-first), for CnnPolicy checks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observation_space = spaces.Box(0, 255, (1, 36, 36), np.uint8)
-
-    def _image(self, state: np.ndarray) -> np.ndarray:
-        image = np.zeros((1, 36, 36), np.uint8)
-        image[0, :, :] = np.clip(128 + 12 * state[0], 0, 255)
-        image[0, : int(np.clip(18 + state[1] * 3, 0, 36)), :] = 255
-        return image
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        state, info = super().reset(seed=seed, options=options)
-        return self._image(state), info
-
-    def step(self, action: int):
-        state, reward, terminated, truncated, info = super().step(action)
-        return self._image(state), reward, terminated, truncated, info
+from tests.fake_envs import TinyImageEnv
 
 
 def _model(**kwargs: object) -> NatureDQN:

@@ -9,28 +9,23 @@ is the child process: ``python -m tests.test_prioritized_resume MODE DIR``.
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from tests.conftest import ROOT
 from tests.test_resume import (
     AGENT_KWARGS,
     N_STEPS,
-    SAVE_FREQ,
-    SIGNAL_AT,
-    SignalAt,
     _assert_same,
-    _evaluations,
-    make_env,
+    child,
+    run_child,
     snapshot,
 )
+
+MODULE = "tests.test_prioritized_resume"
 
 
 def _agent(env: Any) -> Any:
@@ -54,60 +49,14 @@ def _snapshot(model: Any) -> dict[str, Any]:
     return result
 
 
-def _child(mode: str, folder: Path) -> int:
-    from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback, load_checkpoint
-
-    torch.set_num_threads(1)
-    checkpoints = folder / "checkpoints"
-    if mode == "full":
-        model = _agent(make_env())
-        evaluations = _evaluations(folder / mode)
-        model.learn(N_STEPS, callback=evaluations)
-    elif mode == "interrupted":
-        model = _agent(make_env())
-        saver = ResumableCheckpointCallback(save_freq=SAVE_FREQ, save_path=str(checkpoints), keep=2, verbose=0)
-        model.learn(N_STEPS, callback=[saver, SignalAt(SIGNAL_AT), _evaluations(folder / mode)])
-        return 3  # not reached: the signal ends the process
-    elif mode == "resume":
-        model, checkpoint = load_checkpoint(checkpoints, env=make_env(seed=12345), device="cpu")
-        saver = ResumableCheckpointCallback(
-            save_freq=SAVE_FREQ, save_path=str(folder / "checkpoints2"), resume_from=str(checkpoint.path), verbose=0
-        )
-        evaluations = _evaluations(folder / mode)
-        model.learn(
-            N_STEPS - model.num_timesteps, reset_num_timesteps=False, callback=[saver, SignalAt(SIGNAL_AT), evaluations]
-        )
-    else:
-        raise ValueError(mode)
-    result = _snapshot(model)
-    result["evaluations"] = {"timesteps": evaluations.evaluations_timesteps, "results": evaluations.evaluations_results}
-    with open(folder / f"{mode}.pkl", "wb") as f:
-        pickle.dump(result, f)
-    return 0
-
-
-def _run_child(mode: str, folder: Path, expect_rc: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.test_prioritized_resume", mode, str(folder)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
-    )
-    output = result.stdout[-2000:] + result.stderr[-3000:]
-    assert result.returncode == expect_rc, f"{mode}: rc {result.returncode}\n{output}"
-    return result
-
-
 def test_resume_of_a_prioritized_n_step_run_is_bit_identical(tmp_path: Path) -> None:
     from sb3_dqn_atari.checkpoint import find_checkpoints
 
-    _run_child("full", tmp_path)
-    interrupted = _run_child("interrupted", tmp_path)
+    run_child("full", tmp_path, module=MODULE)
+    interrupted = run_child("interrupted", tmp_path, module=MODULE)
     assert "SIGTERM: saving a checkpoint" in interrupted.stderr
     assert [c.num_timesteps for c in find_checkpoints(tmp_path / "checkpoints")] == [200, 336]
-    _run_child("resume", tmp_path)
+    run_child("resume", tmp_path, module=MODULE)
     with open(tmp_path / "full.pkl", "rb") as f:
         full = pickle.load(f)
     with open(tmp_path / "resume.pkl", "rb") as f:
@@ -127,4 +76,4 @@ if __name__ == "__main__":
     parser.add_argument("mode")
     parser.add_argument("folder", type=Path)
     options = parser.parse_args()
-    sys.exit(_child(options.mode, options.folder))
+    sys.exit(child(options.mode, options.folder, _agent, _snapshot))

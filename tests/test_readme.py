@@ -45,7 +45,7 @@ import yaml
 
 from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 from tests.conftest import ROOT
-from tests.hub_server import FakeHub
+from tests.hub_server import FakeHub, client_env
 from tests.zoo_runs import zoo_env
 
 README = ROOT / "README.md"
@@ -331,14 +331,7 @@ def test_every_readme_command(tmp_path: Path) -> None:
     each run with the module docstring's substitutions, or skipped with its reason (printed)."""
     work = _workspace(tmp_path / "work")
     hub = FakeHub({HUB_TOKEN: ("YOU", "write")}).start()
-    env = {
-        **zoo_env(),
-        "HF_ENDPOINT": hub.url,
-        "HF_TOKEN": HUB_TOKEN,
-        "HF_HUB_DISABLE_XET": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "HF_HOME": str(tmp_path / "hf_home"),
-    }
+    env = {**zoo_env(), **client_env(hub, HUB_TOKEN, tmp_path / "hf_home")}
     checkpoint_run: Path | None = None
     ran, skipped = [], []
     try:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -158,19 +159,27 @@ def _evaluations(log_path: Path) -> EvalCallback:
     return EvalCallback(env, n_eval_episodes=2, eval_freq=50, log_path=str(log_path), deterministic=False, verbose=0)
 
 
-def _child(mode: str, folder: Path) -> int:
-    """One run of the exactness tests (in its own process, as a resume after preemption would be)."""
+def _nature_agent(env: VecEnv) -> Any:
     from sb3_dqn_atari import NatureDQN
+
+    return NatureDQN("CnnPolicy", env, **AGENT_KWARGS)
+
+
+def child(
+    mode: str, folder: Path, agent: Callable[[VecEnv], Any] = _nature_agent, take: Callable[[Any], Any] = snapshot
+) -> int:
+    """One run of the exactness tests (in its own process, as a resume after preemption would be): ``agent`` makes
+    the model, ``take`` its snapshot."""
     from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback, load_checkpoint
 
     torch.set_num_threads(1)
     checkpoints = folder / "checkpoints"
     if mode == "full":
-        model = NatureDQN("CnnPolicy", make_env(), **AGENT_KWARGS)
+        model = agent(make_env())
         evaluations = _evaluations(folder / mode)
         model.learn(N_STEPS, callback=evaluations)
     elif mode == "interrupted":
-        model = NatureDQN("CnnPolicy", make_env(), **AGENT_KWARGS)
+        model = agent(make_env())
         saver = ResumableCheckpointCallback(save_freq=SAVE_FREQ, save_path=str(checkpoints), keep=2, verbose=0)
         model.learn(N_STEPS, callback=[saver, SignalAt(SIGNAL_AT), _evaluations(folder / mode)])
         return 3  # not reached: the signal ends the process
@@ -188,16 +197,19 @@ def _child(mode: str, folder: Path) -> int:
         )
     else:
         raise ValueError(mode)
-    result = snapshot(model)
+    result = take(model)
     result["evaluations"] = {"timesteps": evaluations.evaluations_timesteps, "results": evaluations.evaluations_results}
     with open(folder / f"{mode}.pkl", "wb") as f:
         pickle.dump(result, f)
     return 0
 
 
-def _run_child(mode: str, folder: Path, expect_rc: int = 0) -> subprocess.CompletedProcess[str]:
+def run_child(
+    mode: str, folder: Path, expect_rc: int = 0, module: str = "tests.test_resume"
+) -> subprocess.CompletedProcess[str]:
+    """``python -m module mode folder``: one :func:`child` run in a process of its own."""
     result = subprocess.run(
-        [sys.executable, "-m", "tests.test_resume", mode, str(folder)],
+        [sys.executable, "-m", module, mode, str(folder)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -231,15 +243,15 @@ def _assert_same(a: Any, b: Any, where: str = "") -> None:
 def test_resume_after_sigterm_is_bit_identical(tmp_path: Path) -> None:
     from sb3_dqn_atari.checkpoint import find_checkpoints
 
-    _run_child("full", tmp_path)
-    interrupted = _run_child("interrupted", tmp_path)
+    run_child("full", tmp_path)
+    interrupted = run_child("interrupted", tmp_path)
     assert "SIGTERM: saving a checkpoint" in interrupted.stderr
     saved = find_checkpoints(tmp_path / "checkpoints")
     # the periodic one at 200 and the one the signal made at the next rollout start after step 333
     assert [c.num_timesteps for c in saved] == [200, 336]
     assert saved[-1].manifest["env_state"] and saved[-1].manifest["exploration_rate"] < 1.0
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
-    _run_child("resume", tmp_path)
+    run_child("resume", tmp_path)
 
     with open(tmp_path / "full.pkl", "rb") as f:
         full = pickle.load(f)
@@ -601,4 +613,4 @@ if __name__ == "__main__":
     options = parser.parse_args()
     if options.mode == "big-save":
         _big_save_child(options.folder)
-    sys.exit(_child(options.mode, options.folder))
+    sys.exit(child(options.mode, options.folder))

@@ -26,7 +26,7 @@ from sb3_dqn_atari.loading import load_agent, resolve_model
 from sb3_dqn_atari.onnx.export import make_model_env
 from sb3_dqn_atari.onnx.runtime import NO_WRAPPER, PreprocessingSpec
 from sb3_dqn_atari.onnx.verify import MEANINGFUL_BOUND, collect_observations, verification_bounds
-from tests.hub_server import FakeHub
+from tests.hub_server import FakeHub, client_env
 from tests.zoo_runs import CARTPOLE, cartpole_run, copy_run, zoo_env
 
 TOKEN = "hf_alice_write"
@@ -41,11 +41,8 @@ def hub() -> Iterator[FakeHub]:
 
 @pytest.fixture
 def hub_env(hub: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeHub:
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    for name, value in client_env(hub, TOKEN, tmp_path / "hf_home").items():
+        monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     return hub
 

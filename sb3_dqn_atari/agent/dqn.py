@@ -96,7 +96,6 @@ Because the priorities need the TD errors of the update itself, :meth:`train` ru
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from typing import Any, ClassVar
@@ -109,21 +108,13 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 
 from sb3_dqn_atari.agent.episode_log import EpisodeLogMixin
-from sb3_dqn_atari.agent.hardware import (
-    FAST_OPTION_NAMES,
-    Capabilities,
-    Choice,
-    channels_last_pays,
-    choose_fast_options,
-    describe_fast_options,
-    detect,
-)
-from sb3_dqn_atari.agent.layout import convert_observations
+from sb3_dqn_atari.agent.fast_mode import FastMode
+from sb3_dqn_atari.agent.hardware import FAST_OPTION_NAMES
 from sb3_dqn_atari.agent.lua_order import LuaActingOrder
 from sb3_dqn_atari.agent.optim import DeepMindRMSprop
 from sb3_dqn_atari.agent.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
@@ -138,7 +129,7 @@ FAST_OPTIONS = FAST_OPTION_NAMES
 MODES = ("exact", "fast")
 
 
-class NatureDQN(EpisodeLogMixin, LuaActingOrder, DQN):
+class NatureDQN(EpisodeLogMixin, FastMode, LuaActingOrder, DQN):
     """The Nature DQN (Mnih et al. 2015) with SB3's API: ``NatureDQN("CnnPolicy", env).learn(...)``.
 
     Takes every argument of :class:`stable_baselines3.DQN` (so rl-zoo3 hyperparameters apply); the defaults
@@ -286,61 +277,9 @@ class NatureDQN(EpisodeLogMixin, LuaActingOrder, DQN):
                 warnings.filterwarnings("ignore", message=r"`n_steps=\d+` is ignored")
             super()._setup_model()
         self.exploration_rate = self.epsilon_at(self.num_timesteps)
-        self._capabilities = detect(self.device)
-        self._fast_choices: dict[str, Choice] = {}
-        if getattr(self, "mode", "exact") == "fast":
-            overrides = dict(getattr(self, "fast_options", None) or {})
-            if getattr(self, "channels_last", None) is not None:
-                overrides.setdefault("channels_last", bool(self.channels_last))
-            self._fast_choices = choose_fast_options(self._capabilities, overrides)
-        self._fast_choices_shown = False
-        if self._use_channels_last():
-            self.policy.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            for net in (self.q_net, self.q_net_target):  # the frames change layout as bytes, not as floats
-                convert_observations(net)
-        if self._fast("compile"):
-            for net in (self.q_net, self.q_net_target):
-                net.forward = torch.compile(net.forward)  # type: ignore[method-assign]
+        self._setup_fast_mode()
 
-    def _excluded_save_params(self) -> list[str]:
-        """Also not saved: what was detected on this device (a loaded model detects its own)."""
-        return [*super()._excluded_save_params(), "_capabilities", "_fast_choices", "_fast_choices_shown"]
-
-    @property
-    def capabilities(self) -> Capabilities:
-        """What the training device offers (:func:`sb3_dqn_atari.agent.hardware.detect`)."""
-        return self._capabilities
-
-    @property
-    def fast_choices(self) -> dict[str, Choice]:
-        """Fast mode's options on this device, each with its reason (empty in exact mode)."""
-        return dict(self._fast_choices)
-
-    def _use_channels_last(self) -> bool:
-        if "channels_last" in self._fast_choices:
-            return self._fast_choices["channels_last"].on
-        choice = getattr(self, "channels_last", None)
-        if choice is None:
-            return channels_last_pays(self._capabilities)[0]
-        return bool(choice)
-
-    def _fast(self, option: str) -> bool:
-        choice = getattr(self, "_fast_choices", {}).get(option)
-        return choice is not None and choice.on
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self._fast("bf16_autocast"):
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
+    def _setup_learn(self, total_timesteps: int, *args: Any, **kwargs: Any) -> tuple[int, BaseCallback]:
         """SB3's, after checking that the replay memory this ``learn`` will fill fits in free memory
         (:func:`sb3_dqn_atari.agent.memory.check_replay_memory`: fails now, not when the ring fills)."""
         from sb3_dqn_atari.agent.allocator import keep_freed_memory
@@ -349,12 +288,10 @@ class NatureDQN(EpisodeLogMixin, LuaActingOrder, DQN):
         choice = getattr(self, "keep_freed_memory", None)
         if choice or (choice is None and self.device.type == "cpu"):
             keep_freed_memory()
-        if self._fast_choices and self.verbose >= 1 and not self._fast_choices_shown:
-            print(describe_fast_options(self._capabilities, self._fast_choices))
-            self._fast_choices_shown = True
+        self._show_fast_choices()
         if self.replay_buffer is not None:
             check_replay_memory(self.replay_buffer, total_timesteps)
-        result = super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        result = super()._setup_learn(total_timesteps, *args, **kwargs)
         if getattr(self.replay_buffer, "beta_steps", 0) is None:
             # prioritized replay: β from β0 at learning_starts to 1 at the last step of this budget
             self.replay_buffer.beta_start = self.learning_starts  # type: ignore[union-attr]

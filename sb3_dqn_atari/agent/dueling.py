@@ -108,6 +108,8 @@ class _DuelingMixin:
     """``make_q_net`` builds a :class:`DuelingQNetwork`; ``gradient_scale`` is a policy keyword."""
 
     def __init__(self, *args: Any, gradient_scale: float = GRADIENT_SCALE, **kwargs: Any) -> None:
+        if kwargs.pop("shared_bias", None):
+            raise ValueError("shared_bias is an option of the single-stream head, not of the dueling one")
         self.gradient_scale = gradient_scale  # read by make_q_net, which DQNPolicy.__init__ calls
         super().__init__(*args, **kwargs)
 
@@ -129,9 +131,6 @@ class DuelingCnnPolicy(_DuelingMixin, CnnPolicy):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("shared_bias"):
-            raise ValueError("shared_bias is an option of the single-stream head, not of the dueling one")
-        kwargs.pop("shared_bias", None)
         kwargs.setdefault("features_extractor_class", NatureTorso)
         if kwargs.get("net_arch") is None:
             kwargs["net_arch"] = [STREAM_UNITS]
@@ -142,8 +141,5 @@ class DuelingMlpPolicy(_DuelingMixin, MlpPolicy):
     """The dueling head on SB3's ``FlattenExtractor`` (vector observations); each stream ``net_arch``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("shared_bias"):
-            raise ValueError("shared_bias is an option of the single-stream head, not of the dueling one")
-        kwargs.pop("shared_bias", None)
         kwargs.setdefault("features_extractor_class", FlattenExtractor)
         super().__init__(*args, **kwargs)

@@ -96,7 +96,7 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         for SB3's ``DQN`` β then stays ``beta``
     :param beta_start: agent step at which the annealing starts
     :param epsilon: added to ``|δ|`` (must be > 0, so no valid transition gets a zero probability)
-    Other parameters: :class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer`'s.
+    Other parameters (the same positions): :class:`~sb3_dqn_atari.agent.replay.FrameReplayBuffer`'s.
     """
 
     def __init__(
@@ -104,38 +104,20 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         buffer_size: int,
         observation_space: spaces.Space,
         action_space: spaces.Space,
-        device: th.device | str = "auto",
-        n_envs: int = 1,
-        optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = True,
-        n_stack: int | None = None,
-        frames_on_device: bool = False,
-        n_steps: int = 1,
-        gamma: float = 0.99,
+        *args: Any,
         alpha: float = ALPHA,
         beta: float = BETA,
         beta_final: float = 1.0,
         beta_steps: int | None = None,
         beta_start: int = 0,
         epsilon: float = EPSILON,
+        **kwargs: Any,
     ) -> None:
         if alpha < 0 or not 0 <= beta <= 1 or not 0 <= beta_final <= 1:
             raise ValueError(f"need alpha >= 0 and beta, beta_final in [0, 1]; got {alpha}, {beta}, {beta_final}")
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0 (a zero priority makes a transition unsampleable), got {epsilon}")
-        super().__init__(
-            buffer_size,
-            observation_space,
-            action_space,
-            device=device,
-            n_envs=n_envs,
-            optimize_memory_usage=optimize_memory_usage,
-            handle_timeout_termination=handle_timeout_termination,
-            n_stack=n_stack,
-            frames_on_device=frames_on_device,
-            n_steps=n_steps,
-            gamma=gamma,
-        )
+        super().__init__(buffer_size, observation_space, action_space, *args, **kwargs)
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.beta_final = float(beta_final)
@@ -155,20 +137,12 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         return self.beta + (self.beta_final - self.beta) * progress
 
     # -------------------------------------------------------------------------------------------- add
-    def add(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
+    def add(self, *args: Any, **kwargs: Any) -> None:
         """Store the step (FrameReplayBuffer's ``add``), then bring the leaves it affects up to date: the
         written slot loses its old priority; a transition whose n-step return became known enters at the
         maximal priority; once the ring wraps, the oldest slots whose frames were overwritten leave."""
         written = self.pos
-        super().add(obs, next_obs, action, reward, done, infos)
+        super().add(*args, **kwargs)
         size, n_envs = self.buffer_size, self.n_envs
         recent = (written - np.arange(min(self.n_steps, size))) % size
         slots = np.repeat(recent, n_envs)

@@ -35,8 +35,6 @@ any file can), and the ALE's own parser of the emulator state it restores (C++, 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import contextvars
 import io
@@ -51,6 +49,10 @@ from sb3_dqn_atari.common.pickle_check import AllowList, UnsafePickleError, chec
 from sb3_dqn_atari.common.sources import resolve
 
 _NUMPY_CORE = "numpy._core"
+#: a checkpoint folder's pickles (:mod:`sb3_dqn_atari.checkpoint.store` writes them)
+MODEL_FILE = "model.zip"
+BUFFER_FILE = "replay_buffer.pkl"
+STATE_FILE = "training_state.pkl"
 
 #: What this project's checkpoints name, by role (see :class:`~sb3_dqn_atari.common.pickle_check.AllowList`).
 CHECKPOINT_GLOBALS = AllowList(
@@ -187,15 +189,15 @@ def _unpickle(file: Any, source: str) -> Any:
 # ------------------------------------------------------------------------------------------ static check
 def _zip_pickles(zip_path: Path) -> dict[str, bytes]:
     """The pickled fields of an SB3 zip's ``data`` member, decoded (nothing unpickled)."""
-    from sb3_dqn_atari.loading import is_serialized, read_zip_data
+    from sb3_dqn_atari.loading.zipdata import is_serialized, read_zip_data, serialized_pickle
 
     pickles = {}
     for key, value in read_zip_data(zip_path).items():
         if not is_serialized(value):
             continue
         try:
-            pickles[key] = base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            pickles[key] = serialized_pickle(value)
+        except ValueError as exc:
             raise UserError(f"{zip_path}: the data field {key!r} is not base64 ({exc}); {_TRUST_HINT}") from exc
     return pickles
 
@@ -232,8 +234,6 @@ def check_checkpoint(folder: str | Path) -> list[str]:
 
     :raises UnsafePickleError: for the first one that names or calls more than this project's checkpoints
     """
-    from sb3_dqn_atari.checkpoint.store import BUFFER_FILE, MODEL_FILE, STATE_FILE
-
     folder = Path(folder)
     named = check_model_zip(folder / MODEL_FILE) if (folder / MODEL_FILE).is_file() else []
     for name in (BUFFER_FILE, STATE_FILE):

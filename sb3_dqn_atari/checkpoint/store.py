@@ -24,7 +24,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_dqn_atari.checkpoint.resume_check import load_model, load_pickle, load_replay_buffer
+from sb3_dqn_atari.checkpoint.resume_check import (
+    BUFFER_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    load_model,
+    load_pickle,
+    load_replay_buffer,
+)
 from sb3_dqn_atari.checkpoint.state import (
     CheckpointError,
     EnvStateError,
@@ -37,9 +44,6 @@ from sb3_dqn_atari.checkpoint.state import (
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-MODEL_FILE = "model.zip"
-BUFFER_FILE = "replay_buffer.pkl"
-STATE_FILE = "training_state.pkl"
 #: name of a complete checkpoint folder: ``step_<num_timesteps, 12 digits>``
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)$")
 _TEMP_NAME = re.compile(r"^\.(?:tmp|trash)-.*-(\d+)$")

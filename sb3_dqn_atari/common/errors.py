@@ -1,9 +1,10 @@
 """The project's one exception for mistakes a user can fix, and the one runner every command ends with (no torch,
 no third-party import: the ONNX runtime and the file checks use them too).
 
-Every command runs its library call through :func:`run_cli`: a :class:`UserError` (or an ``OSError``: an output
-folder that cannot be created) prints ``error: <message>`` as one line on stderr and exits with status 2 (an
-error class may set another ``exit_status``: a failed ONNX verification is 1, not the user's doing).
+Every command's ``main`` (:func:`command_main`) runs its library call through :func:`run_cli`: a :class:`UserError`
+(or an ``OSError``: an output folder that cannot be created) prints ``error: <message>`` as one line on stderr and
+exits with status 2 (an error class may set another ``exit_status``: a failed ONNX verification is 1, not the
+user's doing).
 """
 
 from __future__ import annotations
@@ -54,3 +55,24 @@ def run_cli(command: Callable[[], object], interrupted: str | None = None, *, wa
         print(f"interrupted: {interrupted}" if interrupted else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def command_main(
+    parse_args: Callable[[list[str] | None], Any],
+    command: Callable[[Any], object],
+    interrupted: str | None = None,
+    *,
+    warning_lines: bool = False,
+) -> Callable[..., int]:
+    """A command module's ``main(argv=None)``: the arguments parsed, then the library call run by :func:`run_cli`."""
+
+    def main(argv: list[str] | None = None) -> int:
+        args = parse_args(argv)
+        return run_cli(lambda: command(args), interrupted, warning_lines=warning_lines)
+
+    return main
+
+
+def arguments(args: Any, *names: str) -> dict[str, Any]:
+    """``{name: args.name}``: the parsed options a library call takes under the same names."""
+    return {name: getattr(args, name) for name in names}

@@ -1,4 +1,5 @@
-"""Writing output files so that nothing half-written is ever left behind (no torch: the ONNX player uses it).
+"""Writing output files so that nothing half-written is ever left behind, and reading a stranger's file no larger
+than a bound (no torch: the ONNX player uses it).
 
 Every file goes to a temporary file in the destination's folder and is moved into place with ``os.replace``
 (atomic on POSIX) only once it is complete.
@@ -10,13 +11,24 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sb3_dqn_atari.common.errors import UserError
+
+
+def read_bounded(path: str | Path, max_bytes: int, source: str, too_large: Callable[[], UserError]) -> bytes:
+    """The bytes of the file at ``path``, its size checked before it is read (over ``max_bytes``: ``too_large()`` is
+    raised); an unreadable file is a :class:`UserError` naming ``source``."""
+    try:
+        if Path(path).stat().st_size > max_bytes:
+            raise too_large()
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
 def set_default_permissions(path: str | Path) -> None:
@@ -45,18 +57,6 @@ def remove_empty(created: list[Path]) -> None:
             folder.rmdir()
         except OSError:  # not empty (someone else wrote there), or gone already
             return
-
-
-@contextlib.contextmanager
-def parents_removed_on_failure(folder: str | Path) -> Iterator[Path]:
-    """``mkdir -p folder`` for the duration of a block; the folders it created are removed again (when empty)
-    if the block raises, so that a failed command leaves no empty folders behind."""
-    created = make_parents(folder)
-    try:
-        yield Path(folder)
-    except BaseException:
-        remove_empty(created)
-        raise
 
 
 @contextlib.contextmanager

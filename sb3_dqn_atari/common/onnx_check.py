@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import read_bounded
 
 #: Operator domains a node may use: those every onnxruntime build runs without a custom-operator library (the
 #: ONNX standard operators, ``""`` = ``"ai.onnx"``, ONNX-ML, and onnxruntime's built-in contrib operators).
@@ -213,14 +214,8 @@ def check_onnx_bytes(data: bytes, source: str = "the ONNX file") -> None:
 def read_checked_onnx(path: str | Path, max_bytes: int = MAX_ONNX_BYTES, source: str | None = None) -> bytes:
     """The bytes of the ONNX file at ``path``, after :func:`check_onnx_bytes` (its size checked first);
     messages name it ``source`` (default: the path)."""
-    path = Path(path)
     source = source or str(path)
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise UnsafeOnnxError(f"{source} is larger than {max_bytes:,} bytes; refusing it")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    message = f"{source} is larger than {max_bytes:,} bytes; refusing it"
+    data = read_bounded(path, max_bytes, source, lambda: UnsafeOnnxError(message))
     check_onnx_bytes(data, source)
     return data

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, cast
 
 from sb3_dqn_atari._legacy import old_name, with_old_names
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.sources import UntrustedError, check_class_name
 
 #: Policy classes a zip may name, by module: the algorithm each module belongs to and the class names allowed
 #: (this package's modules under their names before and after the layering, :mod:`sb3_dqn_atari._legacy`).
@@ -211,8 +212,6 @@ class _SkippingReader:
 
 
 def _class_reference_ok(module: str, name: str) -> bool:
-    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
-
     if f"{module}.{name}" in ALLOWED_KWARG_CLASSES["optimizer_class"]:
         return True
     try:
@@ -222,122 +221,132 @@ def _class_reference_ok(module: str, name: str) -> bool:
     return True
 
 
-def check_pickle(data: bytes | BinaryIO, source: str, allowed: AllowList = PLAIN_DATA) -> list[str]:
-    """Raise :class:`UnsafePickleError` unless the pickle ``data`` (bytes, or a binary file open at its start;
-    from ``source``, named in the message) names and calls only what ``allowed`` admits (default: the module
-    docstring's lists); return the globals it names.
+class _Machine:
+    """The pickle machine's stack, followed opcode by opcode without running anything (:func:`check_pickle`).
 
     Each stack entry is ``(kind, value, tainted)``: ``kind`` ``str`` (a string constant), ``global`` (one of
     ``allowed``'s calls, classes or passed globals), ``class`` (a class it may only store: never passed to a
     call, since numpy's generator constructors call what they are given), ``obj`` (anything else);
     ``tainted`` when the value holds a ``class`` entry.
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
-    stack: list[tuple[str, Any, bool]] = []
-    memo: dict[int, tuple[str, Any, bool]] = {}
-    named: list[str] = []
-    referenced = allowed.calls | allowed.classes | allowed.passed
 
-    def fail(why: str, name: str | None = None) -> UnsafePickleError:
-        return UnsafePickleError(f"{source} {why}; not unpickled", name, why)
+    def __init__(self, source: str, allowed: AllowList) -> None:
+        self.source, self.allowed = source, allowed
+        self.stack: list[tuple[str, Any, bool]] = []
+        self.memo: dict[int, tuple[str, Any, bool]] = {}
+        self.named: list[str] = []
+        self.referenced = allowed.calls | allowed.classes | allowed.passed
 
-    def pop() -> tuple[str, Any, bool]:
-        if not stack or stack[-1] is _MARK:
-            raise fail("is not a well-formed pickle (stack underflow)")
-        return stack.pop()
+    def fail(self, why: str, name: str | None = None) -> UnsafePickleError:
+        return UnsafePickleError(f"{self.source} {why}; not unpickled", name, why)
 
-    def pop_mark() -> bool:
+    def pop(self) -> tuple[str, Any, bool]:
+        if not self.stack or self.stack[-1] is _MARK:
+            raise self.fail("is not a well-formed pickle (stack underflow)")
+        return self.stack.pop()
+
+    def pop_mark(self) -> bool:
         tainted = False
-        while stack:
-            entry = stack.pop()
+        while self.stack:
+            entry = self.stack.pop()
             if entry is _MARK:
                 return tainted
             tainted = tainted or entry[2]
-        raise fail("is not a well-formed pickle (no mark)")
+        raise self.fail("is not a well-formed pickle (no mark)")
 
-    def global_(module: Any, name: Any) -> tuple[str, Any, bool]:
+    def global_(self, module: Any, name: Any) -> tuple[str, Any, bool]:
         if not isinstance(module, str) or not isinstance(name, str):
-            raise fail("computes the name of a global it imports")
-        named.append(f"{module}.{name}")
-        if (module, name) in referenced:
+            raise self.fail("computes the name of a global it imports")
+        self.named.append(f"{module}.{name}")
+        if (module, name) in self.referenced:
             return ("global", (module, name), False)
-        stored = _class_reference_ok(module, name) if allowed.stored is None else (module, name) in allowed.stored
-        if stored:
+        stored = self.allowed.stored
+        if _class_reference_ok(module, name) if stored is None else (module, name) in stored:
             return ("class", (module, name), True)
-        raise fail(f"names {module}.{name}, which is not plain data this project reads", f"{module}.{name}")
+        raise self.fail(f"names {module}.{name}, which is not plain data this project reads", f"{module}.{name}")
 
-    def call(kind: str, value: Any, arguments: tuple[str, Any, bool], callables: frozenset[tuple[str, str]]) -> None:
+    def call(self, callables: frozenset[tuple[str, str]], arguments: tuple[str, Any, bool]) -> None:
+        """``REDUCE`` / ``NEWOBJ``: the callable under ``arguments`` must be one of ``callables``, given no class."""
+        kind, value, _ = self.pop()
         if kind != "global" or value not in callables:
             what = f"{value[0]}.{value[1]}" if kind in ("global", "class") else "a computed value"
-            raise fail(f"calls {what}, which is not one of the constructors of plain data",
-                       what if kind in ("global", "class") else None)
+            raise self.fail(f"calls {what}, which is not one of the constructors of plain data",
+                            what if kind in ("global", "class") else None)
         if arguments[2]:
-            raise fail(f"passes a class to {value[0]}.{value[1]}", f"{value[0]}.{value[1]}")
+            raise self.fail(f"passes a class to {value[0]}.{value[1]}", f"{value[0]}.{value[1]}")
+        self.stack.append(("obj", value, False))
 
+    def memo_step(self, name: str, arg: Any) -> None:
+        """``MEMOIZE``, ``PUT`` and ``GET``: the memo holds stack entries."""
+        if name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg or 0) not in self.memo:
+                raise self.fail("is not a well-formed pickle (an unknown memo entry)")
+            self.stack.append(self.memo[int(arg or 0)])
+            return
+        memoize = name == "MEMOIZE"
+        if not self.stack:
+            raise self.fail(f"is not a well-formed pickle ({'memoize' if memoize else 'put'} on an empty stack)")
+        self.memo[len(self.memo) if memoize else int(arg or 0)] = self.stack[-1]
+
+    def other_step(self, opcode: pickletools.OpcodeInfo) -> None:
+        """Containers and constants: what they hold only matters for the taint."""
+        before, tainted = opcode.stack_before, False
+        if pickletools.markobject in before:
+            tainted = self.pop_mark()
+            below = before.index(pickletools.markobject)
+        else:
+            below = len(before)
+        for _ in range(below):
+            tainted = self.pop()[2] or tainted
+        self.stack.extend(("obj", None, tainted) for _ in opcode.stack_after)
+
+    def step(self, opcode: pickletools.OpcodeInfo, arg: Any) -> None:
+        name = opcode.name
+        if name in _REFUSED:
+            raise self.fail(f"uses {_REFUSED[name]}")
+        if name in _STRINGS:
+            self.stack.append(("str", arg, False))
+        elif name == "GLOBAL":
+            module, _, attr = str(arg).partition(" ")
+            self.stack.append(self.global_(module, attr))
+        elif name == "STACK_GLOBAL":
+            attr_entry, module_entry = self.pop(), self.pop()
+            self.stack.append(self.global_(module_entry[1] if module_entry[0] == "str" else None,
+                                           attr_entry[1] if attr_entry[0] == "str" else None))
+        elif name == "REDUCE":
+            self.call(self.allowed.calls, self.pop())
+        elif name in ("NEWOBJ", "NEWOBJ_EX"):
+            arguments = self.pop()
+            if name == "NEWOBJ_EX":
+                keywords = self.pop()
+                arguments = ("obj", None, arguments[2] or keywords[2])
+            self.call(self.allowed.classes, arguments)
+        elif name == "BUILD":
+            state, target = self.pop(), self.pop()
+            if state[2]:
+                raise self.fail("sets a class into an object's state")
+            self.stack.append(target)
+        elif name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"):
+            self.memo_step(name, arg)
+        elif name == "MARK":
+            self.stack.append(_MARK)
+        else:
+            self.other_step(opcode)
+
+
+def check_pickle(data: bytes | BinaryIO, source: str, allowed: AllowList = PLAIN_DATA) -> list[str]:
+    """Raise :class:`UnsafePickleError` unless the pickle ``data`` (bytes, or a binary file open at its start;
+    from ``source``, named in the message) names and calls only what ``allowed`` admits (default: the module
+    docstring's lists); return the globals it names."""
+    machine = _Machine(source, allowed)
     try:
         source_file = data if isinstance(data, bytes) else cast(BinaryIO, _SkippingReader(data))
         for opcode, arg, _ in pickletools.genops(source_file):
-            name = opcode.name
-            if name in _REFUSED:
-                raise fail(f"uses {_REFUSED[name]}")
-            if name in _STRINGS:
-                stack.append(("str", arg, False))
-            elif name == "GLOBAL":
-                module, _, attr = str(arg).partition(" ")
-                stack.append(global_(module, attr))
-            elif name == "STACK_GLOBAL":
-                attr_entry, module_entry = pop(), pop()
-                stack.append(global_(module_entry[1] if module_entry[0] == "str" else None,
-                                     attr_entry[1] if attr_entry[0] == "str" else None))
-            elif name == "REDUCE":
-                arguments = pop()
-                kind, value, _ = pop()
-                call(kind, value, arguments, allowed.calls)
-                stack.append(("obj", value, False))
-            elif name in ("NEWOBJ", "NEWOBJ_EX"):
-                arguments = pop()
-                if name == "NEWOBJ_EX":
-                    keywords = pop()
-                    arguments = ("obj", None, arguments[2] or keywords[2])
-                kind, value, _ = pop()
-                call(kind, value, arguments, allowed.classes)
-                stack.append(("obj", value, False))
-            elif name == "BUILD":
-                state = pop()
-                target = pop()
-                if state[2]:
-                    raise fail("sets a class into an object's state")
-                stack.append(target)
-            elif name == "MEMOIZE":
-                if not stack:
-                    raise fail("is not a well-formed pickle (memoize on an empty stack)")
-                memo[len(memo)] = stack[-1]
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if not stack:
-                    raise fail("is not a well-formed pickle (put on an empty stack)")
-                memo[int(arg or 0)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                if int(arg or 0) not in memo:
-                    raise fail("is not a well-formed pickle (an unknown memo entry)")
-                stack.append(memo[int(arg or 0)])
-            elif name == "MARK":
-                stack.append(_MARK)
-            elif name == "STOP":
+            if opcode.name == "STOP":
                 break
-            else:  # containers and constants: what they hold only matters for the taint
-                before, after = opcode.stack_before, opcode.stack_after
-                tainted = False
-                if pickletools.markobject in before:
-                    tainted = pop_mark()
-                    below = before.index(pickletools.markobject)
-                else:
-                    below = len(before)
-                for _ in range(below):
-                    tainted = pop()[2] or tainted
-                stack.extend(("obj", None, tainted) for _ in after)
+            machine.step(opcode, arg)
     except UnsafePickleError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, EOFError, UnicodeDecodeError, OSError) as exc:
-        raise fail(f"is not a readable pickle ({exc.__class__.__name__})") from exc
-    return named
+        raise machine.fail(f"is not a readable pickle ({exc.__class__.__name__})") from exc
+    return machine.named

@@ -29,6 +29,8 @@ from typing import Any
 import yaml
 
 from sb3_dqn_atari.common.errors import UserError, one_line
+from sb3_dqn_atari.common.files import read_bounded
+from sb3_dqn_atari.common.sources import TRUST_HINT, UntrustedError, check_class_name
 
 #: Largest YAML file read (rl-zoo3's files are a few kB).
 MAX_YAML_BYTES = 4 << 20
@@ -37,7 +39,6 @@ MAX_YAML_VALUES = 100_000
 #: Deepest nesting of lists and mappings.
 MAX_YAML_DEPTH = 64
 
-TRUST_HINT = "use --trust-remote-code for files you trust"
 _PYTHON_TAG = "tag:yaml.org,2002:python/"
 ORDERED_DICT_TAG = _PYTHON_TAG + "object/apply:collections.OrderedDict"
 TUPLE_TAG = _PYTHON_TAG + "tuple"
@@ -104,8 +105,6 @@ def _construct_tuple(loader: ZooYamlLoader, node: yaml.Node) -> tuple[Any, ...]:
 
 
 def _construct_name(loader: ZooYamlLoader, suffix: str, node: yaml.Node) -> DottedName:
-    from sb3_dqn_atari.common.trust import UntrustedError, check_class_name
-
     if not isinstance(node, yaml.ScalarNode) or node.value:
         raise loader.refuse(node, "with a value")
     try:
@@ -158,12 +157,16 @@ def check_tree(data: Any, source: str, max_values: int = MAX_YAML_VALUES, max_de
         stack.extend((child, depth + 1, inner) for child in children)
 
 
+def _too_large(source: str) -> UnsafeYamlError:
+    return UnsafeYamlError(f"{source} is larger than {MAX_YAML_BYTES >> 20} MiB; not loaded")
+
+
 def load_yaml(text: str | bytes, source: str, trust_remote_code: bool = False) -> Any:
     """Parse ``text`` (from ``source``, named in messages) with :class:`ZooYamlLoader`, or with
     ``yaml.UnsafeLoader`` when ``trust_remote_code``; raise :class:`UserError` for invalid YAML and
     :class:`UnsafeYamlError` for a Python tag or an oversized document."""
     if len(text) > MAX_YAML_BYTES:
-        raise UnsafeYamlError(f"{source} is larger than {MAX_YAML_BYTES >> 20} MiB; not loaded")
+        raise _too_large(source)
     try:
         if trust_remote_code:
             data = yaml.load(text, Loader=yaml.UnsafeLoader)  # rl-zoo3's own reader: only for trusted files
@@ -193,15 +196,8 @@ def load_yaml(text: str | bytes, source: str, trust_remote_code: bool = False) -
 def read_yaml(path: str | Path, trust_remote_code: bool = False, source: str | None = None) -> Any:
     """:func:`load_yaml` of the file at ``path`` (its size checked before it is read); messages name it
     ``source`` (default: the path; a downloaded file is named by its repo)."""
-    path = Path(path)
     source = source or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise UnsafeYamlError(f"{source} is larger than {MAX_YAML_BYTES >> 20} MiB; not loaded")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    data = read_bounded(path, MAX_YAML_BYTES, source, lambda: _too_large(source))
     return load_yaml(data, source, trust_remote_code)
 
 

@@ -1,6 +1,7 @@
 """What a dotted name of an allowed package is, read from the modules' sources with :mod:`ast` (nothing is imported):
-the name followed through ``import`` statements to the statement that defines it (:func:`resolve`). The trust checks
-(:mod:`sb3_dqn_atari.common.trust`) accept only classes defined in :data:`ALLOWED_PACKAGES`."""
+the name followed through ``import`` statements to the statement that defines it (:func:`resolve`), and the check
+built on it that every other check uses (:func:`check_class_name`: only classes defined in :data:`ALLOWED_PACKAGES`;
+the rules in :mod:`sb3_dqn_atari.common.trust`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ import functools
 import importlib
 import importlib.machinery
 import importlib.util
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sb3_dqn_atari._legacy import current_name
+from sb3_dqn_atari.common.errors import UserError, one_line
+
+TRUST_HINT = "use --trust-remote-code for files you trust"
+IDENTIFIER = r"[A-Za-z][A-Za-z0-9_]*"
+_DOTTED = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER})+")
 
 #: Packages whose classes rl-zoo3 files may name (a module path equal to one of these, or inside it). torch.optim
 #: for ``policy_kwargs``' ``optimizer_class`` (``hyperparams/dqn_improved.yml`` names ``th.optim.Adam``; the zip
@@ -220,3 +228,42 @@ def dynamic_class(module: str, name: str) -> bool:
     except Exception:  # any failure: not shown to be a class
         return False
     return isinstance(value, type) and allowed_module(str(getattr(value, "__module__", "")))
+
+
+# ------------------------------------------------------------------------------------------- the class check
+class UntrustedError(UserError):
+    """A file names code outside the allow-list, or asks rl-zoo3 to evaluate more than plain values."""
+
+
+def refuse(source: str, what: str) -> UntrustedError:
+    return UntrustedError(f"{source}: {what}; not loaded ({TRUST_HINT})")
+
+
+def quoted(value: Any, limit: int = 100) -> str:
+    return repr(one_line(str(value), limit))
+
+
+def check_class_name(dotted: Any, what: str, source: str) -> None:
+    """Refuse ``dotted`` unless it names a class defined in an allowed package (the rules:
+    :mod:`sb3_dqn_atari.common.trust`)."""
+    if not isinstance(dotted, str) or not _DOTTED.fullmatch(dotted):
+        raise refuse(source, f"{what} is {quoted(dotted)}, not a dotted class name (module.Class)")
+    module, _, name = dotted.rpartition(".")
+    if not allowed_module(module):
+        raise refuse(source, f"{what} names {dotted}, outside the allow-list ({', '.join(ALLOWED_PACKAGES)})")
+    binding = resolve(module, name)
+    if binding.kind == "missing" and module_file(module)[0] == "missing":
+        return  # the import fails before anything runs
+    if binding.kind == "class" and allowed_module(binding.target.rpartition(".")[0]):
+        return
+    if binding.kind == "dynamic" and dynamic_class(module, name):
+        return
+    reason = {
+        "missing": f"{module} defines no such class",
+        "module": "a module, not a class",
+        "function": "a function, not a class",
+        "foreign": f"it is {binding.target}, from outside the allow-list",
+        "compiled": "it lives in a compiled module the check cannot read",
+        "dynamic": "it is computed when the module runs, not defined in it",
+    }.get(binding.kind, "it is not defined by a class statement")
+    raise refuse(source, f"{what} names {dotted}, which is not a class of an allowed package ({reason})")

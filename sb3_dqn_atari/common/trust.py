@@ -42,10 +42,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.common.errors import UserError, one_line
-from sb3_dqn_atari.common.sources import ALLOWED_PACKAGES, allowed_module, dynamic_class, module_file, resolve
-
-TRUST_HINT = "use --trust-remote-code for files you trust"
+from sb3_dqn_atari.common.sources import (
+    ALLOWED_PACKAGES,
+    IDENTIFIER,
+    UntrustedError,
+    allowed_module,
+    check_class_name,
+    quoted,
+    refuse,
+    resolve,
+)
 
 #: The modules of rl-zoo3 that ``eval`` strings, by the hyperparameter they evaluate.
 EXP_MANAGER = "rl_zoo3.exp_manager"
@@ -61,57 +67,14 @@ EVAL_KEYS: dict[str, tuple[str, ...]] = {
 CLASS_KEYS = ("env_wrapper", "vec_env_wrapper", "callback")
 #: Longest string accepted for ``eval`` (rl-zoo3's own are under 200 characters).
 MAX_EVAL_CHARS = 10_000
-_IDENTIFIER = r"[A-Za-z][A-Za-z0-9_]*"
-_DOTTED = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})+")
-_MODULE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})*")
-
-
-class UntrustedError(UserError):
-    """A file names code outside the allow-list, or asks rl-zoo3 to evaluate more than plain values."""
-
-
-def refuse(source: str, what: str) -> UntrustedError:
-    return UntrustedError(f"{source}: {what}; not loaded ({TRUST_HINT})")
-
-
-
-def _shown(value: Any, limit: int = 100) -> str:
-    return repr(one_line(str(value), limit))
-
+_MODULE = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER})*")
 
 
 # ------------------------------------------------------------------------------------------------ the checks
-
-
-def check_class_name(dotted: Any, what: str, source: str) -> None:
-    """Refuse ``dotted`` unless it names a class defined in an allowed package (see the module docstring)."""
-    if not isinstance(dotted, str) or not _DOTTED.fullmatch(dotted):
-        raise refuse(source, f"{what} is {_shown(dotted)}, not a dotted class name (module.Class)")
-    module, _, name = dotted.rpartition(".")
-    if not allowed_module(module):
-        raise refuse(source, f"{what} names {dotted}, outside the allow-list ({', '.join(ALLOWED_PACKAGES)})")
-    binding = resolve(module, name)
-    if binding.kind == "missing" and module_file(module)[0] == "missing":
-        return  # the import fails before anything runs
-    if binding.kind == "class" and allowed_module(binding.target.rpartition(".")[0]):
-        return
-    if binding.kind == "dynamic" and dynamic_class(module, name):
-        return
-    reason = {
-        "missing": f"{module} defines no such class",
-        "module": "a module, not a class",
-        "function": "a function, not a class",
-        "foreign": f"it is {binding.target}, from outside the allow-list",
-        "compiled": "it lives in a compiled module the check cannot read",
-        "dynamic": "it is computed when the module runs, not defined in it",
-    }.get(binding.kind, "it is not defined by a class statement")
-    raise refuse(source, f"{what} names {dotted}, which is not a class of an allowed package ({reason})")
-
-
 def check_module_name(module: Any, what: str, source: str) -> None:
     """Refuse a module name (``gym_packages``, the ``module:`` of an env id) outside :data:`ALLOWED_PACKAGES`."""
     if not isinstance(module, str) or not _MODULE.fullmatch(module) or not allowed_module(module):
-        raise refuse(source, f"{what} names the module {_shown(module)}, outside the allow-list "
+        raise refuse(source, f"{what} names the module {quoted(module)}, outside the allow-list "
                              f"({', '.join(ALLOWED_PACKAGES)})")
 
 
@@ -125,7 +88,7 @@ def check_env_id(env_id: Any, what: str, source: str) -> None:
     if env_id is None:
         return
     if not isinstance(env_id, str) or len(env_id) > 200 or not _ENV_ID.fullmatch(env_id) or ".." in env_id:
-        raise refuse(source, f"{what} is {_shown(env_id)}, not a gymnasium env id")
+        raise refuse(source, f"{what} is {quoted(env_id)}, not a gymnasium env id")
     if ":" in env_id:
         check_module_name(env_id.split(":", 1)[0], what, source)
 
@@ -173,7 +136,7 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise refuse(source, f"{what} = {_shown(text)} is not a Python expression of plain values") from None
+        raise refuse(source, f"{what} = {quoted(text)} is not a Python expression of plain values") from None
     count = 0
 
     def visit(node: ast.expr) -> None:
@@ -189,7 +152,7 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
             return
         if isinstance(node, ast.Dict):
             if any(key is None for key in node.keys):
-                raise refuse(source, f"{what} = {_shown(text)} unpacks a mapping (**)")
+                raise refuse(source, f"{what} = {quoted(text)} unpacks a mapping (**)")
             for part in [*node.keys, *node.values]:
                 if part is not None:
                     visit(part)
@@ -203,7 +166,7 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
             return
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("dict", "list"):
             if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-                raise refuse(source, f"{what} = {_shown(text)} unpacks arguments (* or **)")
+                raise refuse(source, f"{what} = {quoted(text)} unpacks arguments (* or **)")
             for argument in [*node.args, *(k.value for k in node.keywords)]:
                 visit(argument)
             return
@@ -212,12 +175,12 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
                 dotted = _namespace_dotted(node, namespace)
                 shown = ast.unparse(node)
                 if dotted is None:
-                    raise refuse(source, f"{what} = {_shown(text)} uses {shown!r}, which is not a class rl-zoo3's "
+                    raise refuse(source, f"{what} = {quoted(text)} uses {shown!r}, which is not a class rl-zoo3's "
                                          f"{namespace} can name")
                 check_class_name(dotted, f"{what} ({shown})", source)
             return
         call = " (a call)" if isinstance(node, ast.Call) else ""
-        raise refuse(source, f"{what} = {_shown(text)} holds {ast.unparse(node)[:60]!r}{call}, not a plain value")
+        raise refuse(source, f"{what} = {quoted(text)} holds {ast.unparse(node)[:60]!r}{call}, not a plain value")
 
     visit(tree.body)
 
@@ -294,7 +257,7 @@ def check_relative_name(name: Any, what: str) -> None:
     elif any(part in ("", ".", "..") for part in name.split("/")):
         why = "a '..', '.' or empty part"
     if why:
-        raise UntrustedError(f"{what} holds the file name {_shown(name)} ({why}), which could be written outside "
+        raise UntrustedError(f"{what} holds the file name {quoted(name)} ({why}), which could be written outside "
                              "its folder; refusing it")
 
 
@@ -338,11 +301,11 @@ def check_zoo_argv(argv: list[str], source: str) -> None:
         elif option in ("-conf", "--conf-file"):
             for value in values:
                 if not value.endswith((".yml", ".yaml")):
-                    raise refuse(source, f"-conf {_shown(value)} is not a YAML file (rl-zoo3 would run or import it)")
+                    raise refuse(source, f"-conf {quoted(value)} is not a YAML file (rl-zoo3 would run or import it)")
                 if Path(value).is_file():
                     check_hyperparams_file(read_yaml(value), value)
         elif option in ("-i", "--trained-agent") and any(values):
-            raise refuse(source, f"{option} {_shown(values[0])} names an agent zip that SB3 would unpickle")
+            raise refuse(source, f"{option} {quoted(values[0])} names an agent zip that SB3 would unpickle")
         elif option in STORE_DICT_OPTIONS:
             for value in values:
                 key, _, text = value.partition(":")

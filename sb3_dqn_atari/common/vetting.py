@@ -30,6 +30,7 @@ from typing import Any
 
 from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, check_zip
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import read_bounded
 from sb3_dqn_atari.common.onnx_check import read_checked_onnx
 from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 from sb3_dqn_atari.common.trust import check_env_id, check_hyperparams, check_zoo_args
@@ -65,12 +66,8 @@ def check_pickle_file(path: Path, trust_remote_code: bool = False, source: str |
     from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 
     source = source or str(path)
-    try:
-        if path.stat().st_size > MAX_PICKLE_BYTES:
-            raise UnsafePickleError(f"{source} is larger than {MAX_PICKLE_BYTES >> 20} MiB; not unpickled")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    message = f"{source} is larger than {MAX_PICKLE_BYTES >> 20} MiB; not unpickled"
+    data = read_bounded(path, MAX_PICKLE_BYTES, source, lambda: UnsafePickleError(message))
     try:
         check_pickle(data, source)
     except UnsafePickleError as exc:

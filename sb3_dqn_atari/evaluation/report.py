@@ -186,18 +186,16 @@ def results_json(result: EvalResult, model: str, when: datetime.datetime) -> byt
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
 
 
-def _game_or_none(env_id: str) -> str | None:
+def game_or_none(env_id: str) -> str | None:
+    """The Atari game of ``env_id``, None for another env."""
     try:
         return atari_game(env_id)
     except UserError:
         return None
 
 
-def evaluate_command(args: argparse.Namespace) -> int:
-    """``python -m sb3_dqn_atari.evaluate``: check the arguments and outputs, load the agent, play the episodes
-    (Ctrl-C: the episodes done so far are reported), write ``results.json`` and the video, print the report. One
-    function: the order (outputs checked before the slow load, the JSON written before anything is printed) is
-    the point."""
+def _check_args(args: argparse.Namespace) -> None:
+    """The evaluate command's arguments and outputs, checked before the (slow) load."""
     if args.episodes <= 0:
         raise UserError("--episodes must be at least 1")
     if not 0.0 <= args.epsilon <= 1.0:
@@ -206,12 +204,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise UserError("--max-frames must be positive")
     _check_output(args.output, "the results file")
     _check_output(args.video, "the video")
-
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
-    agent = load_for_evaluation(
-        args.model, args.env, args.device, args.threads, args.trust_remote_code, args.preprocessing
-    )
+
+
+def _protocol_env(args: argparse.Namespace, agent: Agent) -> ProtocolEnv:
+    """The protocol's env for the agent: ``--env`` or the recorded id, with the actions the agent was trained on
+    and the frames of its preprocessing."""
     env_id = args.env or agent.env_id
     env_id = current_env_id(env_id) if env_id else None
     if env_id is None:
@@ -231,19 +230,22 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise UserError(f"{env_id} has actions {meanings}; the model was exported with {agent.action_meanings}")
     for note in agent.notes:
         print(f"note: {note}", file=sys.stderr)
-    if agent.env_id is not None and env.eval_info.game != _game_or_none(agent.env_id):
+    if agent.env_id is not None and env.eval_info.game != game_or_none(agent.env_id):
         print(f"note: the model was trained on {agent.env_id}, evaluating it on {env_id}", file=sys.stderr)
+    return env
 
-    video = Mp4Writer(args.video, VIDEO_FPS) if args.video is not None else None
-    done: list[EpisodeResult] = []
+
+def _play(
+    args: argparse.Namespace, agent: Agent, env: ProtocolEnv, video: Mp4Writer | None, done: list[EpisodeResult]
+) -> tuple[EvalResult, bool]:
+    """The episodes (each appended to ``done``; the first one's frames to ``video``), and whether Ctrl-C cut them
+    short (then the result holds the episodes done so far). Closes the env."""
 
     def on_episode(index: int, episode: EpisodeResult) -> None:
         done.append(episode)
         if index == 0 and video is not None:
             video.finish()
 
-    interrupted = False
-    started = datetime.datetime.now()
     try:
         result = evaluate_policy_protocol(
             agent.act,
@@ -256,8 +258,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
             first_episode_frames=video,
             progress=not args.no_progress,
         )
+        return result, False
     except KeyboardInterrupt:
-        interrupted = True
         info = env.eval_info
         result = EvalResult(
             env_id=info.env_id,
@@ -270,11 +272,26 @@ def evaluate_command(args: argparse.Namespace) -> int:
             interrupted=True,
         )
         print("\ninterrupted: reporting the episodes done so far", file=sys.stderr)
+        return result, True
     finally:
         if video is not None:
             video.abort()  # removes the temp file when the first episode did not finish; no-op after finish()
         env.close()
 
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``python -m sb3_dqn_atari.evaluate``: check the arguments and outputs, load the agent, play the episodes
+    (Ctrl-C: the episodes done so far are reported), write ``results.json`` and the video, print the report (the
+    outputs are checked before the slow load, the JSON is written before anything is printed)."""
+    _check_args(args)
+    agent = load_for_evaluation(
+        args.model, args.env, args.device, args.threads, args.trust_remote_code, args.preprocessing
+    )
+    env = _protocol_env(args, agent)
+    video = Mp4Writer(args.video, VIDEO_FPS) if args.video is not None else None
+    done: list[EpisodeResult] = []
+    started = datetime.datetime.now()
+    result, interrupted = _play(args, agent, env, video, done)
     if result.episodes:  # written before anything is printed: a closed stdout (| head) cannot lose them
         atomic_write_bytes(args.output, results_json(result, agent.source, started))
     print(format_report(result))

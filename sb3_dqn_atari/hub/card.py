@@ -68,30 +68,8 @@ def _verification_text(report: ExportReport) -> str:
     return f"action agreement {v.n_agree}/{v.n_observations} ({100 * v.agreement:.2f}%), max |ΔQ| = {v.max_abs_dq:.2g}"
 
 
-def write_model_card(
-    folder: Path,
-    model: BaseAlgorithm,
-    env_id: str,
-    repo_id: str,
-    algo: str,
-    built: RepoFolder,
-    hyperparams: dict[str, Any],
-    env_kwargs: dict[str, Any],
-    from_zoo: bool,
-) -> None:
-    """README.md: model-index metadata and the text (see the module docstring); checked by parsing it back.
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
-    """
-    from huggingface_hub import ModelCard
-
-    algorithm = type(model).__name__
-    evaluation = built.evaluation
-    extra_tags = ["dqn", algorithm.lower(), "onnx"]
-    if is_atari(env_id):
-        extra_tags += ["atari"]
-    metadata = generate_metadata(algorithm, env_id, evaluation.mean, evaluation.std, extra_tags)
-    results = evaluation.results
+def _score_rows(results: dict[str, Any]) -> str:
+    """The results table's rows beyond mean and std: median/min/max, and the human-normalised score."""
     rows = []
     if results.get("median_reward") is not None:
         rows.append(
@@ -104,6 +82,11 @@ def write_model_card(
             f"| human-normalised | {results['human_normalized_score']:.1f}% (paper's DQN: {paper.get('dqn', 'n/a')} "
             f"± {paper.get('dqn_std', 'n/a')}, Mnih et al. 2015, Extended Data Table 2) |"
         )
+    return "".join(row + "\n" for row in rows)
+
+
+def _observation_fields(model: BaseAlgorithm, env_id: str) -> dict[str, Any]:
+    """What the card says about the ONNX input: its shape, dtype, and what it holds."""
     space = model.observation_space
     shape = tuple(int(s) for s in (space.shape or ()))
     dtype = str(getattr(space, "dtype", "float32"))
@@ -118,9 +101,11 @@ def write_model_card(
         if image
         else f"one {env_id} observation"
     )
-    algo_module = (
-        "sb3_dqn_atari" if algorithm == "NatureDQN" else "sb3_contrib" if algorithm == "QRDQN" else "stable_baselines3"
-    )
+    return {"obs_text": obs_text, "obs_example_shape": str((1, *shape)), "obs_dtype": dtype, "obs_note": obs_note}
+
+
+def _file_list(built: RepoFolder) -> str:
+    """The repo's files that were written, one line each."""
     files = {
         built.model_file: "the SB3 model (zip)",
         built.onnx_file: f"ONNX export (opset {built.export.opset}), verified",
@@ -132,16 +117,56 @@ def write_model_card(
         CURVE_FILE: "learning curve (sb3_dqn_atari.plot)",
         METRICS_ZIP: "training Monitor and evaluation files",
     }
-    file_list = "\n".join(f"- `{name}`: {text}" for name, text in files.items() if name in built.files)
-    train_command = (
-        f"python -m rl_zoo3.train --algo {algo} --env {env_id} -conf hyperparams/dqn.yml -f logs/"
-        if from_zoo
-        else f"# trained outside rl-zoo3; with it: python -m rl_zoo3.train --algo {algo} --env {env_id} -f logs/"
-    )
+    return "\n".join(f"- `{name}`: {text}" for name, text in files.items() if name in built.files)
+
+
+_NO_HYPERPARAMS = "# not recorded (the model was not trained with rl-zoo3)"
+
+
+def _training_fields(
+    model: BaseAlgorithm, env_id: str, algo: str, hyperparams: dict[str, Any], env_kwargs: dict[str, Any], zoo: bool
+) -> dict[str, Any]:
+    """How the model was trained: the command, the DQN variant and its papers, the hyperparameters and env kwargs."""
     variant = ""
-    if algorithm == "NatureDQN":  # which improvements it runs, and their papers (agent.variants)
+    if type(model).__name__ == "NatureDQN":  # which improvements it runs, and their papers (agent.variants)
         name, papers = describe_variant(model, hyperparams)
         variant = f"\n\nVariant: **{name}** ({'; '.join(papers)})."
+    return {
+        "train_command": (
+            f"python -m rl_zoo3.train --algo {algo} --env {env_id} -conf hyperparams/dqn.yml -f logs/"
+            if zoo
+            else f"# trained outside rl-zoo3; with it: python -m rl_zoo3.train --algo {algo} --env {env_id} -f logs/"
+        ),
+        "zoo_phrase": ", the [RL Zoo](https://github.com/DLR-RM/rl-baselines3-zoo)" if zoo else "",
+        "variant": variant,
+        "hyperparams": pformat(hyperparams) if hyperparams else _NO_HYPERPARAMS,
+        "env_kwargs_block": (
+            f"\n## Environment arguments\n\n```python\n{pformat(env_kwargs)}\n```\n" if env_kwargs else ""
+        ),
+    }
+
+
+def write_model_card(
+    folder: Path,
+    model: BaseAlgorithm,
+    env_id: str,
+    repo_id: str,
+    algo: str,
+    built: RepoFolder,
+    hyperparams: dict[str, Any],
+    env_kwargs: dict[str, Any],
+    from_zoo: bool,
+) -> None:
+    """README.md: model-index metadata and the text of ``model_card.md`` filled in; checked by parsing it back."""
+    from huggingface_hub import ModelCard
+
+    algorithm = type(model).__name__
+    evaluation = built.evaluation
+    extra_tags = ["dqn", algorithm.lower(), "onnx"] + (["atari"] if is_atari(env_id) else [])
+    metadata = generate_metadata(algorithm, env_id, evaluation.mean, evaluation.std, extra_tags)
+    algo_module = (
+        "sb3_dqn_atari" if algorithm == "NatureDQN" else "sb3_contrib" if algorithm == "QRDQN" else "stable_baselines3"
+    )
     card = ModelCard.from_template(
         metadata,
         template_str=(resources.files("sb3_dqn_atari.hub") / "model_card.md").read_text(encoding="utf-8"),
@@ -149,30 +174,23 @@ def write_model_card(
         env_id=env_id,
         env_name=env_folder_name(env_id),
         policy=type(model.policy).__name__,
-        zoo_phrase=", the [RL Zoo](https://github.com/DLR-RM/rl-baselines3-zoo)" if from_zoo else "",
         num_timesteps=f"{int(model.num_timesteps):,}",
-        variant=variant,
         mean=f"{evaluation.mean:.2f}",
         std=f"{evaluation.std:.2f}",
         episodes=evaluation.episodes,
-        extra_rows="".join(row + "\n" for row in rows),
+        extra_rows=_score_rows(evaluation.results),
         protocol_description=evaluation.description,
         curve_line=f" `{CURVE_FILE}` shows the training." if CURVE_FILE in built.files else "",
-        file_list=file_list,
+        file_list=_file_list(built),
         algo=algo,
         repo_id=repo_id,
         algo_module=algo_module,
         model_file=built.model_file,
         onnx_file=built.onnx_file,
-        obs_text=obs_text,
         n_actions=int(model.action_space.n),  # type: ignore[attr-defined]
         verification=_verification_text(built.export),
-        obs_example_shape=str((1, *shape)),
-        obs_dtype=dtype,
-        obs_note=obs_note,
-        train_command=train_command,
-        hyperparams=pformat(hyperparams) if hyperparams else "# not recorded (the model was not trained with rl-zoo3)",
-        env_kwargs_block=f"\n## Environment arguments\n\n```python\n{pformat(env_kwargs)}\n```\n" if env_kwargs else "",
+        **_observation_fields(model, env_id),
+        **_training_fields(model, env_id, algo, hyperparams, env_kwargs, from_zoo),
     )
     text = str(card)
     parsed = ModelCard(text)

@@ -225,6 +225,20 @@ def with_retries(
     raise AssertionError("unreachable")
 
 
+def check_repo_id(repo_id: str, action: str, endpoint: str) -> None:
+    """huggingface_hub's ``validate_repo_id``, a refusal as a :class:`HubError` line (no retry: nothing to wait for)."""
+    from huggingface_hub.utils import validate_repo_id
+
+    with_retries(lambda: validate_repo_id(repo_id), action, repo_id, endpoint, RetryPolicy(attempts=1))
+
+
+def retry_policy(args: argparse.Namespace) -> RetryPolicy:
+    """The retries ``--retries`` and ``--retry-wait`` (:func:`add_hub_arguments`) ask for."""
+    if args.retries < 1 or args.retry_wait < 0:
+        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    return RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+
+
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     """The options both Hub commands take: retries with backoff, and quiet progress."""
     parser.add_argument("--retries", type=int, default=RetryPolicy.attempts, help="attempts per Hub call")

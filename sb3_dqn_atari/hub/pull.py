@@ -57,6 +57,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -64,19 +65,7 @@ from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, open_zip
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
-from sb3_dqn_atari.hub.client import (
-    ALGO_NAMES,
-    METRICS_ZIP,
-    HubError,
-    RetryPolicy,
-    algo_name,
-    env_folder_name,
-    hub_endpoint,
-    hub_token,
-    latest_run_id,
-    model_name,
-    with_retries,
-)
+from sb3_dqn_atari.hub import client
 from sb3_dqn_atari.hub.vet import (
     CONFIG_FILES,
     EXTRA_SUFFIXES,
@@ -86,6 +75,9 @@ from sb3_dqn_atari.hub.vet import (
     vet_download,
 )
 from sb3_dqn_atari.loading import UserError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 # ----------------------------------------------------------------------------------------------- downloading
 
@@ -105,22 +97,100 @@ class Download:
 
 def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | None = None) -> str:
     """The repo's SB3 model zip: ``<algo>-<env>.zip`` if present, else the only top-level ``*.zip`` (other than
-    rl-zoo3's ``train_eval_metrics.zip``). :class:`HubError` if there is none or the choice is ambiguous."""
-    zips = [f for f in files if f.endswith(".zip") and "/" not in f and f != METRICS_ZIP]
+    rl-zoo3's ``train_eval_metrics.zip``). :class:`~sb3_dqn_atari.hub.client.HubError` if there is none or the
+    choice is ambiguous."""
+    zips = [f for f in files if f.endswith(".zip") and "/" not in f and f != client.METRICS_ZIP]
     if env_id is not None:
-        for algo_guess in ([algo] if algo else []) + sorted(set(ALGO_NAMES.values())):
-            if (wanted := f"{model_name(algo_guess, env_id)}.zip") in zips:
+        for algo_guess in ([algo] if algo else []) + sorted(set(client.ALGO_NAMES.values())):
+            if (wanted := f"{client.model_name(algo_guess, env_id)}.zip") in zips:
                 return wanted
     if len(zips) == 1:
         return zips[0]
     if not zips:
         shown = ", ".join(files[:12]) + (", ..." if len(files) > 12 else "") if files else "no files"
-        raise HubError(f"the repo holds no SB3 model zip ({shown})")
+        raise client.HubError(f"the repo holds no SB3 model zip ({shown})")
     preferred = [z for z in zips if algo and z.startswith(f"{algo}-")]
     if len(preferred) == 1:
         return preferred[0]
-    raise HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
+    raise client.HubError(f"the repo holds several zips ({', '.join(zips)}); pass --env (and --algo) to pick one")
 
+
+
+def _choose_files(
+    api: HfApi, repo_id: str, revision: str | None, algo: str | None, env_id: str | None, trust_remote_code: bool,
+    retry: client.RetryPolicy,
+) -> tuple[str, str, list[str]]:
+    """``(commit, model zip, files to download)`` of the repo at ``revision``, its file names checked."""
+    info = client.with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, api.endpoint, retry)
+    sha = str(info.sha or revision or "main")
+    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
+    if skipped:
+        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
+                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=3)
+    zip_name = choose_model_zip(files, algo, env_id)
+    wanted = [zip_name]
+    wanted += [f for f in files if f in CONFIG_FILES or f == client.METRICS_ZIP]
+    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
+    return sha, zip_name, wanted
+
+
+def _snapshot(
+    api: HfApi, repo_id: str, sha: str, wanted: list[str], tmp: str, retry: client.RetryPolicy
+) -> dict[str, Path]:
+    """The ``wanted`` files of commit ``sha``, downloaded into ``tmp`` (huggingface_hub's ``snapshot_download``)."""
+    from huggingface_hub import snapshot_download
+
+    snapshot = client.with_retries(
+        lambda: snapshot_download(
+            repo_id,
+            revision=sha,
+            allow_patterns=[glob.escape(name) for name in wanted],
+            local_dir=tmp,
+            endpoint=api.endpoint,
+            token=api.token,
+        ),
+        "download from",
+        repo_id,
+        api.endpoint,
+        retry,
+    )
+    local = {name: Path(snapshot) / name for name in wanted}
+    missing = [name for name in wanted if not local[name].is_file()]
+    if missing:
+        raise client.HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
+    return local
+
+
+def _stage(
+    staged: Path, local: dict[str, Path], download: Download, zip_name: str, trust_remote_code: bool,
+    max_member_bytes: int,
+) -> None:
+    """Lay the downloaded files out in ``staged`` as rl-zoo3 does (module docstring), then check them as placed."""
+    from sb3_dqn_atari.common.vetting import check_folder_files, read_zoo_file
+
+    repo_id, env_name = download.repo_id, client.env_folder_name(download.env_id)
+    config_dir = staged / env_name
+    config_dir.mkdir()
+    shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
+    for repo_file, local_name in CONFIG_FILES.items():
+        if repo_file in local:
+            shutil.copyfile(local[repo_file], config_dir / local_name)
+    if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
+        env_kwargs = None
+        if "env_kwargs.yml" in local:
+            source = f"{repo_id}/env_kwargs.yml"
+            env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
+        args = {"algo": download.algo, "env": download.env_id, "env_kwargs": env_kwargs,
+                "source": f"hf://{repo_id}@{download.revision}"}
+        (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
+    if client.METRICS_ZIP in local:
+        with open_zip(local[client.METRICS_ZIP], max_member_bytes) as archive:
+            safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}", max_member_bytes)
+    for name in download.files:
+        if name != zip_name and name not in CONFIG_FILES and name != client.METRICS_ZIP:
+            shutil.copyfile(local[name], staged / name)
+    # as it will be placed (the extracted metrics too); its yml files were checked above
+    check_folder_files(staged, trust_remote_code, max_member_bytes)
 
 
 def download_from_hub(
@@ -131,7 +201,7 @@ def download_from_hub(
     algo: str | None = None,
     revision: str | None = None,
     force: bool = False,
-    retry: RetryPolicy | None = None,
+    retry: client.RetryPolicy | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
     max_member_bytes: int = MAX_MEMBER_BYTES,
@@ -140,95 +210,41 @@ def download_from_hub(
 
     Every file is checked before anything is placed (:func:`vet_download`, then the files of the staged folder);
     a repo that fails leaves nothing under ``folder``. Nothing is unpickled.
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
-    from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, validate_repo_id
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
-    from sb3_dqn_atari.common.vetting import check_folder_files
-
-    retry = retry or RetryPolicy()
+    retry = retry or client.RetryPolicy()
     if exp_id < 0:
         raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
-    endpoint = hub_endpoint()
-    token = hub_token(required=False)
-    with_retries(lambda: validate_repo_id(repo_id), "read", repo_id, endpoint, RetryPolicy(attempts=1))
-    api = HfApi(endpoint=endpoint, token=token)
-    info = with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, endpoint, retry)
-    sha = str(info.sha or revision or "main")
-    files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
-    if skipped:
-        warnings.warn(f"{repo_id}: skipped {len(skipped)} file(s) whose names are not plain relative paths "
-                      f"({', '.join(repr(n) for n in skipped[:3])})", UserWarning, stacklevel=2)
-    zip_name = choose_model_zip(files, algo, env_id)
-    wanted = [zip_name]
-    wanted += [f for f in files if f in CONFIG_FILES or f == METRICS_ZIP]
-    wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
-
-    root = Path(folder)
+    endpoint = client.hub_endpoint()
+    client.check_repo_id(repo_id, "read", endpoint)
+    api = HfApi(endpoint=endpoint, token=client.hub_token(required=False))
+    sha, zip_name, wanted = _choose_files(api, repo_id, revision, algo, env_id, trust_remote_code, retry)
     if not progress:
         disable_progress_bars()
     try:
-        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside root: nothing there yet
-            snapshot = with_retries(
-                lambda: snapshot_download(
-                    repo_id,
-                    revision=sha,
-                    allow_patterns=[glob.escape(name) for name in wanted],
-                    local_dir=tmp,
-                    endpoint=endpoint,
-                    token=token,
-                ),
-                "download from",
-                repo_id,
-                endpoint,
-                retry,
-            )
-            local = {name: Path(snapshot) / name for name in wanted}
-            missing = [name for name in wanted if not local[name].is_file()]
-            if missing:
-                raise HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
+        with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside folder: nothing there yet
+            local = _snapshot(api, repo_id, sha, wanted, tmp, retry)
             cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
-            algo = algo or algo_name(cls.__name__)
+            algo = algo or client.algo_name(cls.__name__)
             env_id = env_id or env_from_files(local, zip_name, repo_id, trust_remote_code)
             if env_id is None:
-                raise HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
+                raise client.HubError(f"{repo_id} does not record its environment; pass --env ENV_ID")
             env_id = current_env_id(env_id)
-            env_name = env_folder_name(env_id)
-            log_path = root / algo
+            env_name = client.env_folder_name(env_id)
+            log_path = Path(folder) / algo
             if exp_id == 0:
-                exp_id = latest_run_id(log_path, env_name) + 1
+                exp_id = client.latest_run_id(log_path, env_name) + 1
             run_dir = log_path / f"{env_name}_{exp_id}"
+            download = Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
             with staging_dir(run_dir) as staged:
-                config_dir = staged / env_name
-                config_dir.mkdir()
-                shutil.copyfile(local[zip_name], staged / f"{env_name}.zip")
-                for repo_file, local_name in CONFIG_FILES.items():
-                    if repo_file in local:
-                        shutil.copyfile(local[repo_file], config_dir / local_name)
-                if "args.yml" not in local:  # rl-zoo3's enjoy and our loaders read the env id from it
-                    env_kwargs = None
-                    if "env_kwargs.yml" in local:
-                        from sb3_dqn_atari.common.vetting import read_zoo_file
-
-                        source = f"{repo_id}/env_kwargs.yml"
-                        env_kwargs = read_zoo_file(local["env_kwargs.yml"], trust_remote_code, source) or None
-                    args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs, "source": f"hf://{repo_id}@{sha}"}
-                    (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
-                if METRICS_ZIP in local:
-                    with open_zip(local[METRICS_ZIP], max_member_bytes) as archive:
-                        safe_extract(archive, staged, f"{repo_id}/{METRICS_ZIP}", max_member_bytes)
-                for name in wanted:
-                    if name != zip_name and name not in CONFIG_FILES and name != METRICS_ZIP:
-                        shutil.copyfile(local[name], staged / name)
-                # as it will be placed (the extracted metrics too); its yml files were checked above
-                check_folder_files(staged, trust_remote_code, max_member_bytes)
+                _stage(staged, local, download, zip_name, trust_remote_code, max_member_bytes)
                 move_into_place(staged, run_dir, force=force)
     finally:
         if not progress:
             enable_progress_bars()
-    return Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
+    return download
 
 
 def pull_command(args: argparse.Namespace) -> Download:
@@ -237,11 +253,9 @@ def pull_command(args: argparse.Namespace) -> Download:
     if repo_id is None:
         if args.env is None:
             raise UserError("pass --repo-id NAMESPACE/NAME (or --env ENV with -orga ORG)")
-        repo_id = f"{args.organization}/{args.repo_name or model_name(args.algo or 'dqn', args.env)}"
-    if args.retries < 1 or args.retry_wait < 0:
-        raise UserError("--retries must be at least 1 and --retry-wait not negative")
-    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
-    print(f"Downloading {repo_id} from {hub_endpoint()}")
+        repo_id = f"{args.organization}/{args.repo_name or client.model_name(args.algo or 'dqn', args.env)}"
+    policy = client.retry_policy(args)
+    print(f"Downloading {repo_id} from {client.hub_endpoint()}")
     result = download_from_hub(
         repo_id,
         args.folder,
@@ -261,22 +275,11 @@ def pull_command(args: argparse.Namespace) -> Download:
         import torch
 
         from sb3_dqn_atari.loading import load_agent
-        from sb3_dqn_atari.onnx.export import export_onnx
+        from sb3_dqn_atari.onnx.export import export_and_report
 
         torch.set_num_threads(1)
         model, source = load_agent(result.run_dir, device="cpu", trust_remote_code=args.trust_remote_code)
-        report = export_onnx(
-            model,
-            args.onnx_output,
-            source.env_id,
-            hyperparams=source.hyperparams,
-            preprocessing=args.preprocessing,
-            source=source,
-            progress=not args.quiet,
-        )
-        for note in report.notes:
-            print(f"note: {note}")
-        print(report.verification.summary())
+        report = export_and_report(model, args.onnx_output, source, not args.quiet, preprocessing=args.preprocessing)
         print(f"wrote {report.path}; play it: python -m sb3_dqn_atari.play {report.path}")
     else:
         print(f"  export:   python -m sb3_dqn_atari.export {result.run_dir}")

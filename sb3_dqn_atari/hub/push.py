@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from sb3_dqn_atari.atari.envs import is_atari
-from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.errors import UserError, arguments
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
 from sb3_dqn_atari.hub.card import CURVE_FILE, RepoFolder, write_model_card
@@ -62,11 +62,13 @@ from sb3_dqn_atari.hub.client import (
     METRICS_ZIP,
     RetryPolicy,
     algo_name,
+    check_repo_id,
     env_folder_name,
     hub_endpoint,
     hub_token,
     latest_run_id,
     model_name,
+    retry_policy,
     with_retries,
 )
 from sb3_dqn_atari.hub.evaluate import PushOptions, evaluate_atari, evaluate_other
@@ -221,12 +223,13 @@ def build_repo_folder(
 
 
 def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
-    """rl-zoo3's ``train_eval_metrics.zip`` (Monitor and evaluation files) and ``learning_curve.png``, when the
-    run folder has such files."""
-    from sb3_dqn_atari.evaluation.curves import MONITOR_GLOB, load_run, plot_runs
+    """rl-zoo3's ``train_eval_metrics.zip`` (Monitor, evaluation and ``episodes.csv`` files) and
+    ``learning_curve.png``, when the run folder has such files."""
+    from sb3_dqn_atari.evaluation.curve_plot import plot_runs
+    from sb3_dqn_atari.evaluation.curves import EPISODES_FILE, MONITOR_GLOB, load_run
 
     logs = sorted(run_dir.glob(MONITOR_GLOB)) + sorted(run_dir.glob("evaluations*.npz"))
-    logs += sorted(run_dir.glob("evaluations*.csv"))
+    logs += sorted(run_dir.glob("evaluations*.csv")) + sorted(run_dir.glob(EPISODES_FILE))
     if not logs:
         return
     with zipfile.ZipFile(folder / METRICS_ZIP, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -262,9 +265,8 @@ def upload_folder(
 def create_repo(repo_id: str, private: bool, token: str, endpoint: str, retry: RetryPolicy) -> str:
     """``create_repo(exist_ok=True)``: the repo's URL (an existing repo is fine, and keeps its visibility)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.utils import validate_repo_id
 
-    with_retries(lambda: validate_repo_id(repo_id), "push to", repo_id, endpoint, RetryPolicy(attempts=1))
+    check_repo_id(repo_id, "push to", endpoint)
     if "/" not in repo_id:
         raise UserError(f"--repo-id {repo_id!r} should be NAMESPACE/NAME (your user or organisation name first)")
     api = HfApi(endpoint=endpoint, token=token)
@@ -287,18 +289,35 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--max-frames must be positive")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         raise UserError("--epsilon must be within [0, 1]")
-    if args.retries < 1 or args.retry_wait < 0:
-        raise UserError("--retries must be at least 1 and --retry-wait not negative")
+    retry_policy(args)
     if args.dry_run is not None and args.dry_run.exists() and any(args.dry_run.iterdir()):
         raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
 
 
+def _build(
+    args: argparse.Namespace, model: BaseAlgorithm, source: ModelSource, env_id: str, staged: Path, repo_id: str,
+    algo: str,
+) -> RepoFolder:
+    """The repo folder in ``staged`` (model, ONNX, evaluation, video, configs, model card); what went in printed."""
+    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
+    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
+    built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
+    env_kwargs = _env_kwargs(_config_dir(source), args.trust_remote_code)
+    from_zoo = _config_dir(source) is not None
+    write_model_card(staged, model, env_id, repo_id, algo, built, source.hyperparams, env_kwargs, from_zoo=from_zoo)
+    built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    for note in built.notes:
+        print(f"note: {note}")
+    print(built.export.verification.summary())
+    evaluation = built.evaluation
+    mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
+    print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
+    return built
+
+
 def push_command(args: argparse.Namespace) -> RepoFolder:
     """``python -m sb3_dqn_atari.push_to_hub``: locate and load the model, build the repo folder, upload it in one
-    commit (or, with ``--dry-run``, leave it in a folder).
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
-    """
+    commit (or, with ``--dry-run``, leave it in a folder)."""
     _check_args(args)
     source = locate_model(
         args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
@@ -306,13 +325,13 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     env_id = source.env_id  # args.env, else the recorded one (a retired id mapped: sb3_dqn_atari.common.env_ids)
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
-    upload = args.dry_run is None
-    policy = RetryPolicy(attempts=args.retries, base_delay=args.retry_wait)
+    final = args.dry_run
+    policy = retry_policy(args)
     endpoint = hub_endpoint()
-    token = hub_token(required=True) if upload else None
+    token = hub_token(required=True) if final is None else None
     # rl-zoo3's --algo for a run folder; the class that saved the zip otherwise (read as plain text)
     algo = args.algo if args.model is None else algo_name(algorithm_class(read_zip_data(source.zip_path)).__name__)
-    if args.repo_id is None and upload and args.organization is None:
+    if args.repo_id is None and final is None and args.organization is None:
         raise UserError("pass --repo-id NAMESPACE/NAME (or -orga NAMESPACE)")
     repo_id = args.repo_id or f"{args.organization or 'ORG'}/{args.repo_name or model_name(algo, env_id)}"
     if token is not None:
@@ -326,38 +345,9 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if args.device == "cpu":
         torch.set_num_threads(1)
     model, _ = load_agent(source.zip_path, device=args.device, env_id=env_id, trust_remote_code=args.trust_remote_code)
-    options = PushOptions(
-        episodes=args.episodes,
-        protocol=args.protocol,
-        seed=args.seed,
-        epsilon=args.epsilon,
-        max_frames=args.max_frames,
-        video_length=args.video_length,
-        progress=not args.quiet,
-        trust_remote_code=args.trust_remote_code,
-    )
-    final = args.dry_run if args.dry_run is not None else None
     with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
         staged = Path(staged_name)
-        built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
-        write_model_card(
-            staged,
-            model,
-            env_id,
-            repo_id,
-            algo,
-            built,
-            source.hyperparams,
-            _env_kwargs(_config_dir(source), args.trust_remote_code),
-            from_zoo=_config_dir(source) is not None,
-        )
-        built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-        for note in built.notes:
-            print(f"note: {note}")
-        print(built.export.verification.summary())
-        evaluation = built.evaluation
-        mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
-        print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
+        built = _build(args, model, source, env_id, staged, repo_id, algo)
         if final is not None:
             if final.exists():
                 final.rmdir()  # empty (checked above)

@@ -20,6 +20,7 @@ from sb3_dqn_atari.hub.client import (
     env_folder_name,
 )
 from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, read_zip_data
+from sb3_dqn_atari.loading.zipdata import serialized_pickle
 
 #: Repo files copied into the rl-zoo3 config folder ``<env>/`` (repo name -> local name, as rl_zoo3.load_from_hub).
 CONFIG_FILES = {
@@ -73,9 +74,6 @@ def env_from_files(
 def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
     """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
     data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
-    import base64
-    import binascii
-
     from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 
     flagged = []
@@ -83,8 +81,8 @@ def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None
         if key in _ENJOY_CUSTOM_OBJECTS or not is_serialized(value):
             continue
         try:
-            check_pickle(base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True), key)
-        except (UnsafePickleError, binascii.Error, UnicodeEncodeError, ValueError):
+            check_pickle(serialized_pickle(value), key)
+        except (UnsafePickleError, ValueError):
             flagged.append(key)
     if flagged:
         warnings.warn(

@@ -78,23 +78,10 @@ def load_safely(
         ) from exc
 
 
-def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgorithm:
-    import torch
-
-    data = read_zip_data(zip_path, max_member_bytes)
-    cls = algorithm_class(data)
-    policy_cls = policy_class(data)
-    observation_space = space_from_plain(data.get("observation_space"), "observation_space")
-    action_space = space_from_plain(data.get("action_space"), "action_space")
-    policy_kwargs = policy_kwargs_from_plain(data.get("policy_kwargs"))
-    old = is_old_zip(zip_path, data)
-    if old is not None:
-        warn_old(zip_path, old)
-
-    model: Any = cls(policy=policy_cls, env=None, device=device, _init_setup_model=False)  # type: ignore[call-arg]
-    default_policy_kwargs = dict(model.policy_kwargs or {})
+def _set_plain_fields(model: Any, data: dict[str, Any], zip_path: Path) -> None:
+    """The zip's plain JSON fields as the model's attributes: never a name the class defines (a method or
+    property) nor one the loader sets, and each of the kind of the class's own default."""
     for key, value in data.items():
-        # plain JSON only, never a name the class defines (a method or property) nor one the loader sets
         if key in RESERVED_ATTRIBUTES or is_serialized(value) or hasattr(type(model), key) or not key.isidentifier():
             continue
         if isinstance(value, dict) and ":type:" in value:
@@ -109,25 +96,11 @@ def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgo
     if not isinstance(n_envs, int) or not 1 <= n_envs <= 65536:
         raise UserError(f"{zip_path}: n_envs = {n_envs!r} in the zip's data is not a number of environments")
     model.n_envs = n_envs
-    # NatureDQN's constructor put DeepMindRMSprop (and its constants) into policy_kwargs; keep them unless the
-    # zip names its own optimizer.
-    if "optimizer_class" not in policy_kwargs and "optimizer_class" in default_policy_kwargs:
-        policy_kwargs["optimizer_class"] = default_policy_kwargs["optimizer_class"]
-        policy_kwargs.setdefault("optimizer_kwargs", default_policy_kwargs.get("optimizer_kwargs"))
-    model.observation_space = observation_space
-    model.action_space = action_space
-    model.policy_kwargs = policy_kwargs
-    model.buffer_size = 1  # inference only: no replay memory (rl_zoo3.enjoy does the same)
-    model.optimize_memory_usage = False
-    model.replay_buffer_class = None
-    model.replay_buffer_kwargs = {}
-    try:
-        model._setup_model()
-    except (TypeError, ValueError, AssertionError, KeyError, RuntimeError, AttributeError) as exc:
-        raise UserError(
-            f"could not rebuild the agent of {zip_path} from its plain fields ({exc.__class__.__name__}: {exc}); "
-            "pass --trust-remote-code to load it with SB3's own loader if you trust the file"
-        ) from exc
+
+
+def _load_weights(model: Any, zip_path: Path, max_member_bytes: int) -> None:
+    """``policy.pth`` (and ``pytorch_variables.pth``) with ``torch.load(weights_only=True)``, into the model."""
+    import torch
 
     with open_zip(zip_path, max_member_bytes) as archive:
         state = _torch_load_member(archive, "policy.pth", model.device, zip_path, max_member_bytes)
@@ -148,6 +121,43 @@ def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgo
             for name in torch_variables:
                 if isinstance(variables, dict) and name in variables:
                     _set_tensor_attribute(model, name, variables[name])
+
+
+def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgorithm:
+    """The agent rebuilt from the zip's plain fields (see the package docstring), its weights loaded."""
+    data = read_zip_data(zip_path, max_member_bytes)
+    cls = algorithm_class(data)
+    policy_cls = policy_class(data)
+    observation_space = space_from_plain(data.get("observation_space"), "observation_space")
+    action_space = space_from_plain(data.get("action_space"), "action_space")
+    policy_kwargs = policy_kwargs_from_plain(data.get("policy_kwargs"))
+    old = is_old_zip(zip_path, data)
+    if old is not None:
+        warn_old(zip_path, old)
+
+    model: Any = cls(policy=policy_cls, env=None, device=device, _init_setup_model=False)  # type: ignore[call-arg]
+    default_policy_kwargs = dict(model.policy_kwargs or {})
+    _set_plain_fields(model, data, zip_path)
+    # NatureDQN's constructor put DeepMindRMSprop (and its constants) into policy_kwargs; keep them unless the
+    # zip names its own optimizer.
+    if "optimizer_class" not in policy_kwargs and "optimizer_class" in default_policy_kwargs:
+        policy_kwargs["optimizer_class"] = default_policy_kwargs["optimizer_class"]
+        policy_kwargs.setdefault("optimizer_kwargs", default_policy_kwargs.get("optimizer_kwargs"))
+    model.observation_space = observation_space
+    model.action_space = action_space
+    model.policy_kwargs = policy_kwargs
+    model.buffer_size = 1  # inference only: no replay memory (rl_zoo3.enjoy does the same)
+    model.optimize_memory_usage = False
+    model.replay_buffer_class = None
+    model.replay_buffer_kwargs = {}
+    try:
+        model._setup_model()
+    except (TypeError, ValueError, AssertionError, KeyError, RuntimeError, AttributeError) as exc:
+        raise UserError(
+            f"could not rebuild the agent of {zip_path} from its plain fields ({exc.__class__.__name__}: {exc}); "
+            "pass --trust-remote-code to load it with SB3's own loader if you trust the file"
+        ) from exc
+    _load_weights(model, zip_path, max_member_bytes)
     model.policy.set_training_mode(False)
     return model
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import binascii
 import json
 import math
 import pickletools
@@ -102,12 +101,18 @@ def is_serialized(value: Any) -> bool:
     return isinstance(value, dict) and ":serialized:" in value
 
 
+def serialized_pickle(value: dict[str, Any]) -> bytes:
+    """The pickle of a cloudpickled ``data`` entry (base64 in its ``":serialized:"``); ``ValueError`` (binascii's
+    and unicode's errors are ones) when that is not base64."""
+    return base64.b64decode(str(value[":serialized:"]).encode("ascii"), validate=True)
+
+
 def pickled_class_reference(serialized: str) -> tuple[str, str] | None:
     """``(module, qualname)`` if the base64 pickle is nothing but a reference to a global (a class pickled by
     name), else None. The opcodes are only listed (:func:`pickletools.genops`), never executed."""
     try:
-        raw = base64.b64decode(serialized.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raw = serialized_pickle({":serialized:": serialized})
+    except ValueError:
         return None
     strings: list[str] = []
     found: tuple[str, str] | None = None

@@ -56,6 +56,7 @@ from gymnasium import spaces
 
 from sb3_dqn_atari.atari.envs import is_atari, make_env
 from sb3_dqn_atari.atari.spec import spec_from_config
+from sb3_dqn_atari.common.errors import arguments
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, set_metadata, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
@@ -218,7 +219,7 @@ def export_onnx(
     :param env_id: the env the model was trained on (its observations feed the verification; its id,
         action names and preprocessing go into the metadata).
     :param hyperparams: rl-zoo3's ``config.yml`` (``env_wrapper``, ``frame_stack``, ``env_kwargs``), if any.
-    :param preprocessing: ``"auto"``, ``"nature"`` or ``"none"`` (see :func:`preprocessing_for`).
+    :param preprocessing: ``"auto"``, ``"nature"``, ``"sb3"`` or ``"none"`` (see :func:`preprocessing_for`).
     :param quantize_int8: also write ``NAME.int8.onnx`` (agreement reported, not required).
     :raises UserError: for a wrong env, an unwritable folder, ...; :class:`VerificationError` if the graph does
         not match (nothing is written then).
@@ -283,6 +284,20 @@ def export_onnx(
     return result
 
 
+def export_and_report(
+    model: BaseAlgorithm, output: Path | None, source: ModelSource, progress: bool, **options: Any
+) -> ExportReport:
+    """:func:`export_onnx` of a model loaded from ``source`` (its env id, hyperparameters and run folder), then its
+    notes and verification printed (the export and ``load_from_hub --onnx`` commands)."""
+    report = export_onnx(
+        model, output, source.env_id, hyperparams=source.hyperparams, source=source, progress=progress, **options
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    print(report.verification.summary())
+    return report
+
+
 def export_command(args: argparse.Namespace) -> ExportReport:
     """``python -m sb3_dqn_atari.export``: load the agent its arguments name, export it, say what was written."""
     # the folder's files checked, and the env known, before the (slow) load
@@ -293,25 +308,10 @@ def export_command(args: argparse.Namespace) -> ExportReport:
     for target in (output, quantized_path(output)) if args.quantize else (output,):
         if target.exists() and not args.overwrite:  # an earlier export is never replaced without a word
             raise UserError(f"{target} exists; pass -o NEW.onnx to keep it, or --overwrite to replace it")
-    report = export_onnx(
-        model,
-        output,
-        source.env_id,
-        hyperparams=source.hyperparams,
-        preprocessing=args.preprocessing,
-        opset=args.opset,
-        quantize_int8=args.quantize,
-        n_real=args.n_real,
-        n_random=args.n_random,
-        atol=args.atol,
-        seed=args.seed,
-        dynamo=not args.legacy_exporter,
-        source=source,
-        progress=not args.quiet,
+    options = arguments(args, "preprocessing", "opset", "n_real", "n_random", "atol", "seed")
+    report = export_and_report(
+        model, output, source, not args.quiet, quantize_int8=args.quantize, dynamo=not args.legacy_exporter, **options
     )
-    for note in report.notes:
-        print(f"note: {note}")
-    print(f"{report.verification.summary()}")
     print(
         f"wrote {report.path} ({report.size_bytes / 1e6:.2f} MB, opset {report.opset}, "
         f"{report.n_parameters:,} parameters, {report.algorithm} on {report.env_id})"

@@ -23,22 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.evaluation.report import game_or_none
 from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores
 from sb3_dqn_atari.report.references import RL_ZOO_DQN, Reference
 from sb3_dqn_atari.report.runs import Run
 
 #: the aggregate metrics, in the order rliable's paper shows them
 METRIC_NAMES = {"median": "Median", "iqm": "IQM", "mean": "Mean", "optimality_gap": "Optimality gap"}
-
-
-def _game(env_id: str) -> str | None:
-    from sb3_dqn_atari.atari.protocols import atari_game
-
-    try:
-        return atari_game(env_id)
-    except UserError:
-        return None
 
 
 @dataclass
@@ -50,7 +41,7 @@ class GameRow:
 
     @property
     def game(self) -> str | None:
-        return _game(self.env_id)
+        return game_or_none(self.env_id)
 
     @property
     def paper(self) -> PaperScores | None:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.report import aggregate as agg
 from sb3_dqn_atari.report import plots
 from sb3_dqn_atari.report.runs import SOURCES, Run, find_runs
@@ -52,23 +50,9 @@ def staged_folder(out: Path) -> Iterator[Path]:
     out = out.resolve()
     if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / REPORT_JSON).is_file())):
         raise UserError(f"{out} exists and is not a report folder; pass another -o")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(stage, 0o777 & ~umask)
-    try:
+    with staging_dir(out) as stage:
         yield stage
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(stage, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
+        move_into_place(stage, out, force=True)
 
 
 def _run_json(run: Run) -> dict[str, Any]:

@@ -23,6 +23,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _axes() -> tuple[Any, Any]:
+    """A figure of one 6.4 x 4 inch panel (matplotlib's default width) and its axes."""
+    return _pyplot().subplots(figsize=(6.4, 4.0))
+
+
+#: rliable's label sizes for the one-panel figures
+_LABELS = {"labelsize": "medium", "ticklabelsize": "medium"}
+
+
 def _save(fig: Any, path: Path) -> None:
     fig.savefig(path, format="png", dpi=DPI, bbox_inches="tight")
     _pyplot().close(fig)
@@ -52,8 +61,7 @@ def performance_profile(path: Path, taus: np.ndarray, profile: np.ndarray, ci: n
     """Fraction of runs × games scoring above τ, with its 95 % CI band."""
     from rliable import plot_utils
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _axes()
     plot_utils.plot_performance_profiles(
         {label: profile},
         taus,
@@ -61,8 +69,7 @@ def performance_profile(path: Path, taus: np.ndarray, profile: np.ndarray, ci: n
         ax=ax,
         xlabel=r"Human-normalised score $\tau$ (%)",
         ylabel=r"Fraction of runs with score $> \tau$",
-        labelsize="medium",
-        ticklabelsize="medium",
+        **_LABELS,
     )
     ax.legend(loc="upper right")
     _save(fig, path)
@@ -72,8 +79,7 @@ def sample_efficiency(path: Path, steps: np.ndarray, curve: list[Interval], labe
     """IQM over runs × games at each evaluation step, with its 95 % CI band, against agent steps."""
     from rliable import plot_utils
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _axes()
     scale, unit = (1e6, "millions") if steps[-1] >= 1e6 else (1e3, "thousands")
     points = {label: np.array([c.estimate for c in curve])}
     cis = {label: np.array([[c.low for c in curve], [c.high for c in curve]])}
@@ -85,8 +91,7 @@ def sample_efficiency(path: Path, steps: np.ndarray, curve: list[Interval], labe
         ax=ax,
         xlabel=f"Agent steps (in {unit}; x4 emulator frames)",
         ylabel=f"IQM {HNS_LABEL}",
-        labelsize="medium",
-        ticklabelsize="medium",
+        **_LABELS,
     )
     ax.legend(loc="upper left")
     _save(fig, path)

@@ -1,0 +1,185 @@
+"""The learning curves of :mod:`sb3_dqn_atari.evaluation.curves` drawn to PNG (training scores above, evaluations
+below, one column per game, the paper's scores as lines), and ``python -m sb3_dqn_atari.plot``'s body."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
+from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.files import atomic_file
+from sb3_dqn_atari.evaluation.curves import (
+    NATURE_EVAL_FILE,
+    ZOO_EVAL_FILE,
+    Curve,
+    RunData,
+    aggregate,
+    find_runs,
+    group_runs,
+    load_run,
+    smooth,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from sb3_dqn_atari.evaluation.scores import PaperScores
+
+
+def _game_row(env_id: str | None) -> PaperScores | None:
+    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
+        return None
+    try:
+        from sb3_dqn_atari.atari.protocols import atari_game
+        from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
+
+        return PAPER_SCORES.get(atari_game(env_id))
+    except UserError:
+        return None
+
+
+def _millions(value: float, _pos: object = None) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _band(ax: Axes, curve: Curve, color: str, alpha: float, label: str | None = None) -> None:
+    if curve.lo is not None and curve.hi is not None:
+        ax.fill_between(curve.x, curve.lo, curve.hi, color=color, alpha=alpha, label=label)
+
+
+EVAL_LABELS = {
+    NATURE_EVAL_FILE: "evaluation, paper protocol (evaluations_nature.npz)",
+    ZOO_EVAL_FILE: "rl-zoo3 EvalCallback (evaluations.npz, not the paper's protocol)",
+}
+
+
+def plot_runs(
+    runs: Sequence[RunData], output: str | Path, window: int = 100, band: str = "minmax", dpi: int = 100
+) -> tuple[int, int]:
+    """Draw the runs (grouped by game: training scores above, evaluations below) and save a PNG atomically;
+    returns its ``(width, height)`` in pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = group_runs(runs)
+    ncols = len(groups)
+    fig, axes = plt.subplots(2, ncols, figsize=(6.4 * ncols, 8.0), dpi=dpi, squeeze=False)
+    band_name = "min-max" if band == "minmax" else "± std"
+    for col, (env_id, members) in enumerate(groups.items()):
+        ax_train, ax_eval = axes[0, col], axes[1, col]
+        _draw_training(ax_train, members, window, band, band_name)
+        ax_train.set_title(
+            f"{env_id}: training score (raw, full games){'' if len(members) == 1 else f', {len(members)} runs'}"
+        )
+        _draw_evaluations(ax_eval, members, band, band_name, _game_row(None if env_id == "unknown env" else env_id))
+        ax_eval.set_title(f"{env_id}: evaluation score")
+        for ax in (ax_train, ax_eval):
+            _agent_step_axes(ax)
+    fig.tight_layout()
+    try:
+        with atomic_file(output, ".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        width, height = (round(float(v)) for v in fig.get_size_inches() * dpi)
+        plt.close(fig)
+    return width, height
+
+
+def _draw_training(ax: Axes, members: Sequence[RunData], window: int, band: str, band_name: str) -> None:
+    """One run's games as dots with their ``window``-game mean; several runs' means aggregated with a band."""
+    trains = [r.train_raw for r in members if r.train_raw is not None]
+    if len(trains) == 1:
+        raw = trains[0]
+        ax.plot(raw.x, raw.y, ".", ms=2, alpha=0.25, color="C0", label="training game")
+        ax.plot(raw.x, smooth(raw.y, window), color="C0", label=f"mean of last {window} games")
+        return
+    if not trains:
+        ax.text(0.5, 0.5, "no Monitor files", ha="center", va="center", transform=ax.transAxes)
+        return
+    smoothed = [Curve(c.x, smooth(c.y, window)) for c in trains]
+    agg = aggregate(smoothed, band)
+    if agg is None:
+        for i, c in enumerate(smoothed):
+            ax.plot(c.x, c.y, color=f"C{i}", label=f"run {i + 1}")
+    else:
+        ax.plot(agg.x, agg.y, color="C0", label=f"mean of {len(trains)} runs ({window}-game average)")
+        _band(ax, agg, "C0", 0.25, band_name)
+
+
+def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name: str, row: PaperScores | None) -> None:
+    """Each evaluation file's curve (one run: its ± std band; several: their mean and ``band``), and the paper's
+    DQN, human and random scores."""
+    drew = False
+    for k, name in enumerate((NATURE_EVAL_FILE, ZOO_EVAL_FILE)):
+        curves = [r.evals[name] for r in members if name in r.evals]
+        curve, label = (
+            (curves[0], EVAL_LABELS[name])
+            if len(curves) == 1
+            else (
+                aggregate(curves, band) if curves else None,
+                f"{EVAL_LABELS[name]}, mean of {len(curves)} runs, band {band_name}",
+            )
+        )
+        if curve is not None:
+            ax.plot(curve.x, curve.y, "o-", ms=3, color=f"C{k + 1}", label=label)
+            _band(ax, curve, f"C{k + 1}", 0.2)
+            drew = True
+    if row is not None:
+        ax.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
+        ax.axhline(row.human, color="C3", ls=":", lw=1, label=f"human {row.human:g}")
+        ax.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
+    if not drew:
+        ax.text(0.5, 0.5, "no evaluation files", ha="center", va="center", transform=ax.transAxes)
+
+
+def _to_frames(steps: Any) -> Any:
+    return steps * ACTION_REPEAT
+
+
+def _to_steps(frames: Any) -> Any:
+    return frames / ACTION_REPEAT
+
+
+def _agent_step_axes(ax: Axes) -> None:
+    """Agent steps below, emulator frames (× the action repeat) above, the legend if anything is labelled."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlabel("agent steps")
+    ax.set_ylabel("score")
+    ax.xaxis.set_major_formatter(FuncFormatter(_millions))
+    ax.grid(alpha=0.3)
+    top = ax.secondary_xaxis("top", functions=(_to_frames, _to_steps))
+    top.set_xlabel(f"emulator frames (× {ACTION_REPEAT})")
+    top.xaxis.set_major_formatter(FuncFormatter(_millions))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    """``python -m sb3_dqn_atari.plot``: check the output, read the runs, draw them."""
+    if args.window < 1:
+        raise UserError("--window must be at least 1")
+    out: Path = args.output
+    if out.suffix.lower() != ".png":
+        raise UserError(f"{out}: the output is a PNG; name it *.png")
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise UserError(f"cannot write {out}: it is a folder")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write {out}: {parent} is not a writable folder")
+    runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
+    if not any(r.train_raw is not None or r.evals for r in runs):
+        raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")
+    width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi)
+    print(f"wrote {out} ({width}x{height}) from {len(runs)} run(s)")
+    return 0
