@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_dqn_atari.atari.envs import set_frame_by_frame
+from sb3_dqn_atari.atari.frameskip import set_frame_by_frame
 from sb3_dqn_atari.atari.preprocessing import nature_frame
 from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, PlayerError, PreprocessingSpec
 

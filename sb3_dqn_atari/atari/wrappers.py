@@ -22,7 +22,7 @@ sticky actions          none (ALE v4 / NoFrameskip-v4)                   ``repea
 
 The env under the wrapper plays one emulator frame per step with the wrapper's sticky actions: an
 ``ALE/<Game>-v5`` env (frameskip 4 and sticky actions 0.25 in the env itself) is set right in place, with one
-note (:func:`sb3_dqn_atari.atari.envs.set_frame_by_frame`), never repeated 4 × 4 = 16 frames.
+note (:func:`sb3_dqn_atari.atari.frameskip.set_frame_by_frame`), never repeated 4 × 4 = 16 frames.
 
 Frame stacking (4) stays rl-zoo3's ``frame_stack: 4`` (SB3's ``VecFrameStack``).
 """
@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.atari_wrappers import AtariWrapper, ClipRewardEnv, MaxAndSkipEnv, NoopResetEnv
 
-from sb3_dqn_atari.atari.envs import set_frame_by_frame
+from sb3_dqn_atari.atari.frameskip import set_frame_by_frame
 from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE, nature_frame
 from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, SB3_WRAPPER, PreprocessingSpec
 from sb3_dqn_atari.common.errors import UserError
