@@ -132,6 +132,25 @@ def _frames_per_step(env: gym.Env, steps: int = 60) -> set[int]:
     return seen
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"noop_max": 7, "frame_skip": 3, "screen_size": 72, "terminal_on_life_loss": False, "clip_reward": False,
+          "action_repeat_probability": 0.25}],
+)  # fmt: skip
+def test_evaluation_during_training_follows_the_training_preprocessing(kwargs: dict[str, Any]) -> None:
+    """NatureEvalCallback evaluates on the frames the agent trains on: SB3's AtariWrapper, with the arguments it was
+    given, read back from the training env; the paper's for NatureAtariWrapper."""
+    from sb3_dqn_atari.atari.spec import NATURE_SPEC
+    from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+    from sb3_dqn_atari.evaluation.callback import training_preprocessing
+
+    def venv(wrapper: Any) -> Any:
+        return VecTransposeImage(VecFrameStack(DummyVecEnv([lambda: wrapper(gym.make(BREAKOUT))]), 4))
+
+    assert training_preprocessing(venv(lambda env: AtariWrapper(env, **kwargs))) == sb3_atari_spec(**kwargs)
+    assert training_preprocessing(venv(NatureAtariWrapper)) == NATURE_SPEC
+
+
 def test_ale_v5_plays_4_frames_per_agent_step(capsys: pytest.CaptureFixture[str]) -> None:
     """ALE/Breakout-v5 repeats each action 4 times and has sticky actions 0.25 in the env: under dqn.yml's
     wrapper, each agent step is 4 emulator frames (not 16), sticky actions off, with one note; asking for the

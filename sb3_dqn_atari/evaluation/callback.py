@@ -11,18 +11,51 @@ import os
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from sb3_dqn_atari.agent.episode_log import monitor_folder
 from sb3_dqn_atari.atari.protocols import ProtocolEnv, get_protocol, make_eval_env
+from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, sb3_atari_spec
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 from sb3_dqn_atari.common.files import atomic_write_bytes
 from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, EvalResult, evaluate_policy_protocol
 
 # ---------------------------------------------------------------------------------------------- the callback
+
+
+def training_preprocessing(venv: VecEnv) -> PreprocessingSpec:
+    """The preprocessing of the training env, read back from its layers, so that the evaluation sees the frames the
+    agent learns from: SB3's ``AtariWrapper`` with the arguments its sub-wrappers hold (sticky actions, no-ops,
+    frame skip, life loss, reward clipping, screen size); otherwise (NatureAtariWrapper, or an env in another
+    process) the paper's."""
+    from stable_baselines3.common import atari_wrappers as sb3
+
+    while isinstance(venv, VecEnvWrapper):
+        venv = venv.venv
+    layers: list[Any] = []
+    layer: Any = venv.envs[0] if isinstance(venv, DummyVecEnv) else None
+    while isinstance(layer, gym.Wrapper):
+        layers.append(layer)
+        layer = layer.env
+    if not any(isinstance(layer, sb3.AtariWrapper) for layer in layers):
+        return NATURE_SPEC
+    kwargs: dict[str, Any] = {"noop_max": 0, "frame_skip": 1, "terminal_on_life_loss": False, "clip_reward": False}
+    for layer in layers:
+        if isinstance(layer, sb3.StickyActionEnv):
+            kwargs["action_repeat_probability"] = float(layer.action_repeat_probability)
+        elif isinstance(layer, sb3.NoopResetEnv):
+            kwargs["noop_max"] = int(layer.noop_max)
+        elif isinstance(layer, sb3.MaxAndSkipEnv):
+            kwargs["frame_skip"] = int(layer._skip)
+        elif isinstance(layer, sb3.WarpFrame):
+            kwargs["screen_size"] = int(layer.width)
+        kwargs["terminal_on_life_loss"] |= isinstance(layer, sb3.EpisodicLifeEnv)
+        kwargs["clip_reward"] |= isinstance(layer, sb3.ClipRewardEnv)
+    return sb3_atari_spec(**kwargs)
 
 
 class NatureEvalCallback(EventCallback):
@@ -119,6 +152,7 @@ class NatureEvalCallback(EventCallback):
             n_actions=int(action_space.n),
             obs_shape=self.model.observation_space.shape,
             max_episode_frames=self.max_episode_frames,
+            spec=training_preprocessing(self.training_env),
         )
 
     def _act(self, obs: np.ndarray) -> np.ndarray:
