@@ -126,6 +126,34 @@ def _first_action(actions: Any) -> int:
     return int(np.asarray(actions).reshape(-1)[0])
 
 
+def _play_episode(
+    act_fn: ActFn, env: ProtocolEnv, epsilon: float, eps_rng: np.random.Generator, seed: int | None, bar: Any
+) -> EpisodeResult:
+    """One episode, ε-greedy over ``act_fn``: DeepMind's ``eGreedy`` (a uniform action with probability ε)."""
+    obs, _ = env.reset(seed=seed)
+    noops, started = env.tap.frames, time.perf_counter()
+    score, steps, terminated, truncated = 0.0, 0, False, False
+    while not (terminated or truncated):
+        if epsilon > 0 and eps_rng.random() < epsilon:
+            action = int(eps_rng.integers(env.eval_info.n_actions))
+        else:
+            action = _first_action(act_fn(obs[None]))
+        obs, reward, terminated, truncated, _ = env.step(action)
+        score += float(reward)
+        steps += 1
+        if bar is not None and steps % 500 == 0:
+            bar.set_postfix(score=score, frames=env.tap.frames, refresh=True)
+    env.tap.sink = None
+    return EpisodeResult(
+        score=score,
+        steps=steps,
+        frames=env.tap.frames,
+        noops=noops,
+        truncated=bool(truncated and not terminated),
+        seconds=time.perf_counter() - started,
+    )
+
+
 def evaluate_policy_protocol(
     act_fn: ActFn,
     env_id: str | None = None,
@@ -163,8 +191,6 @@ def evaluate_policy_protocol(
     :param first_episode_frames: receives every raw RGB screen of the first episode (a video).
     :param progress: show a tqdm bar on stderr.
     :return: an :class:`EvalResult`; raises what ``act_fn`` raises, KeyboardInterrupt included.
-
-    Long on purpose: one sequence of steps, in this order, sharing their state.
     """
     own_env = env is None
     if env is None:
@@ -181,7 +207,6 @@ def evaluate_policy_protocol(
             spec=spec,
         )
     info = env.eval_info
-    n = info.n_actions
     eps_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     result = EvalResult(
         env_id=info.env_id,
@@ -199,34 +224,12 @@ def evaluate_policy_protocol(
     try:
         for index in range(episodes):
             env.tap.sink = first_episode_frames if index == 0 else None
-            obs, _ = env.reset(seed=seed if index == 0 else None)
-            noops, started = env.tap.frames, time.perf_counter()
-            score, steps, done, truncated = 0.0, 0, False, False
-            while not done:
-                if epsilon > 0 and eps_rng.random() < epsilon:
-                    action = int(eps_rng.integers(n))
-                else:
-                    action = _first_action(act_fn(obs[None]))
-                obs, reward, terminated, truncated, _ = env.step(action)
-                score += float(reward)
-                steps += 1
-                done = terminated or truncated
-                if bar is not None and steps % 500 == 0:
-                    bar.set_postfix(score=score, frames=env.tap.frames, refresh=True)
-            env.tap.sink = None
-            episode = EpisodeResult(
-                score=score,
-                steps=steps,
-                frames=env.tap.frames,
-                noops=noops,
-                truncated=bool(truncated and not terminated),
-                seconds=time.perf_counter() - started,
-            )
+            episode = _play_episode(act_fn, env, epsilon, eps_rng, seed if index == 0 else None, bar)
             result.episodes.append(episode)
             if on_episode is not None:
                 on_episode(index, episode)
             if bar is not None:
-                bar.set_postfix(last=score, mean=result.mean, refresh=False)
+                bar.set_postfix(last=episode.score, mean=result.mean, refresh=False)
                 bar.update(1)
     finally:
         env.tap.sink = None

@@ -139,10 +139,41 @@ def evaluate_other(
     frame_stack: int,
 ) -> EvalSummary:
     """Non-Atari envs (no paper protocol): SB3's ``evaluate_policy`` with greedy actions; ``replay.mp4`` from
-    ``render()`` of the first episode.
+    ``render()`` of the first episode."""
+    import numpy as np
 
-    Long on purpose: one sequence of steps, in this order, sharing their state.
-    """
+    started = datetime.datetime.now()
+    rewards, lengths = _play_greedy(model, env_id, folder, options, env_kwargs, frame_stack)
+    scores = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    steps = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    description = "greedy actions (SB3 evaluate_policy, deterministic=True); the Nature protocol is for Atari games"
+    results = {
+        "mean_reward": float(scores.mean()),
+        "std_reward": float(scores.std()),
+        "is_deterministic": True,
+        "n_eval_episodes": len(scores),
+        "eval_datetime": started.isoformat(),
+        "env_id": env_id,
+        "protocol": "greedy",
+        "protocol_description": description,
+        "seed": options.seed,
+        "episodes": [{"score": float(r), "steps": int(n)} for r, n in zip(scores, steps, strict=True)],
+        "model": model_file,
+    }
+    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
+    return EvalSummary(float(scores.mean()), float(scores.std()), len(scores), "greedy", description, results)
+
+
+def _play_greedy(
+    model: BaseAlgorithm,
+    env_id: str,
+    folder: Path,
+    options: PushOptions,
+    env_kwargs: dict[str, Any],
+    frame_stack: int,
+) -> tuple[Any, Any]:
+    """``options.episodes`` greedy episodes through SB3's ``evaluate_policy`` (episode rewards and lengths), the
+    first ``options.video_length`` frames of the first one rendered into ``replay.mp4``."""
     import gymnasium as gym
     import numpy as np
     from stable_baselines3.common.evaluation import evaluate_policy
@@ -172,9 +203,8 @@ def evaluate_other(
                 video(np.asarray(frame))
                 recorded += 1
 
-    started = datetime.datetime.now()
     try:
-        rewards, lengths = evaluate_policy(
+        episodes = evaluate_policy(
             model,
             venv,
             n_eval_episodes=options.episodes,
@@ -189,21 +219,4 @@ def evaluate_other(
         if video is not None:
             video.abort()
         venv.close()
-    scores = np.asarray(rewards, dtype=np.float64).reshape(-1)
-    steps = np.asarray(lengths, dtype=np.int64).reshape(-1)
-    description = "greedy actions (SB3 evaluate_policy, deterministic=True); the Nature protocol is for Atari games"
-    results = {
-        "mean_reward": float(scores.mean()),
-        "std_reward": float(scores.std()),
-        "is_deterministic": True,
-        "n_eval_episodes": len(scores),
-        "eval_datetime": started.isoformat(),
-        "env_id": env_id,
-        "protocol": "greedy",
-        "protocol_description": description,
-        "seed": options.seed,
-        "episodes": [{"score": float(r), "steps": int(n)} for r, n in zip(scores, steps, strict=True)],
-        "model": model_file,
-    }
-    (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-    return EvalSummary(float(scores.mean()), float(scores.std()), len(scores), "greedy", description, results)
+    return episodes
