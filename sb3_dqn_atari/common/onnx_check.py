@@ -16,7 +16,9 @@ builds its session from them, not from the path), so nothing is read twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.files import read_bounded
@@ -50,6 +52,8 @@ _SPARSE_TENSOR = {"values": 1, "indices": 2}
 _OPSET = {"domain": 1}
 _FUNCTION = {"node": 7, "opset_import": 9, "domain": 10}
 _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
+#: ``(field number, wire type, value)`` of one message
+_Fields = list[tuple[int, int, int | memoryview]]
 
 
 class UnsafeOnnxError(UserError):
@@ -73,9 +77,9 @@ def _varint(data: memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(data: memoryview) -> list[tuple[int, int, int | memoryview]]:
+def _fields(data: memoryview) -> _Fields:
     """``(field number, wire type, value)`` of one message: an int for varints, the bytes for the rest."""
-    out: list[tuple[int, int, int | memoryview]] = []
+    out: _Fields = []
     pos = 0
     while pos < len(data):
         key, pos = _varint(data, pos)
@@ -102,7 +106,7 @@ def _fields(data: memoryview) -> list[tuple[int, int, int | memoryview]]:
     return out
 
 
-def _messages(fields: list[tuple[int, int, int | memoryview]], number: int) -> list[memoryview]:
+def _messages(fields: _Fields, number: int) -> list[memoryview]:
     found = []
     for n, wire, value in fields:
         if n == number:
@@ -126,10 +130,20 @@ class _Checker:
     def refuse(self, what: str) -> UnsafeOnnxError:
         return UnsafeOnnxError(f"{self.source} {what}; refusing it (export the agent again with sb3_dqn_atari.export)")
 
-    def domain(self, domain: str, where: str, allowed: frozenset[str] = STANDARD_DOMAINS) -> None:
-        if domain not in allowed:
+    def domains(self, fields: _Fields, number: int, where: str, allowed: frozenset[str] = STANDARD_DOMAINS) -> None:
+        """The operator domains in field ``number`` of a message."""
+        for n, _, value in fields:
+            if n != number or not isinstance(value, memoryview) or (domain := _text(value)) in allowed:
+                continue
             shown = domain if len(domain) <= 80 else domain[:77] + "..."
             raise self.refuse(f"uses the custom operator domain {shown!r} ({where}), which needs native code to run")
+
+    @staticmethod
+    def each(fields: _Fields, numbers: Iterable[int], check: Callable[..., None], *args: Any) -> None:
+        """``check(message, *args)`` for every sub-message in the fields ``numbers``, in that order."""
+        for number in numbers:
+            for message in _messages(fields, number):
+                check(message, *args)
 
     def tensor(self, data: memoryview) -> None:
         fields = _fields(data)
@@ -140,63 +154,42 @@ class _Checker:
             raise self.refuse(f"keeps the tensor {label} in external data (another file, at a path it names)")
 
     def sparse_tensor(self, data: memoryview) -> None:
-        fields = _fields(data)
-        for number in _SPARSE_TENSOR.values():
-            for message in _messages(fields, number):
-                self.tensor(message)
+        self.each(_fields(data), _SPARSE_TENSOR.values(), self.tensor)
 
     def node(self, data: memoryview, depth: int) -> None:
         fields = _fields(data)
-        for n, _, value in fields:
-            if n == _NODE["domain"] and isinstance(value, memoryview):
-                self.domain(_text(value), "a node")
+        self.domains(fields, _NODE["domain"], "a node")
         for attribute in _messages(fields, _NODE["attribute"]):
             attr = _fields(attribute)
-            for message in _messages(attr, _ATTRIBUTE["t"]) + _messages(attr, _ATTRIBUTE["tensors"]):
-                self.tensor(message)
-            for message in _messages(attr, _ATTRIBUTE["sparse_tensor"]) + _messages(attr, _ATTRIBUTE["sparse_tensors"]):
-                self.sparse_tensor(message)
-            for message in _messages(attr, _ATTRIBUTE["g"]) + _messages(attr, _ATTRIBUTE["graphs"]):
-                self.graph(message, depth + 1)
+            self.each(attr, (_ATTRIBUTE["t"], _ATTRIBUTE["tensors"]), self.tensor)
+            self.each(attr, (_ATTRIBUTE["sparse_tensor"], _ATTRIBUTE["sparse_tensors"]), self.sparse_tensor)
+            self.each(attr, (_ATTRIBUTE["g"], _ATTRIBUTE["graphs"]), self.graph, depth + 1)
 
     def graph(self, data: memoryview, depth: int) -> None:
         if depth > MAX_GRAPH_DEPTH:
             raise self.refuse(f"nests subgraphs more than {MAX_GRAPH_DEPTH} deep")
         fields = _fields(data)
-        for message in _messages(fields, _GRAPH["initializer"]):
-            self.tensor(message)
-        for message in _messages(fields, _GRAPH["sparse_initializer"]):
-            self.sparse_tensor(message)
-        for message in _messages(fields, _GRAPH["node"]):
-            self.node(message, depth)
+        self.each(fields, (_GRAPH["initializer"],), self.tensor)
+        self.each(fields, (_GRAPH["sparse_initializer"],), self.sparse_tensor)
+        self.each(fields, (_GRAPH["node"],), self.node, depth)
 
     def opset(self, data: memoryview, where: str) -> None:
-        for n, _, value in _fields(data):
-            if n == _OPSET["domain"] and isinstance(value, memoryview):
-                self.domain(_text(value), where, DECLARED_DOMAINS)
+        self.domains(_fields(data), _OPSET["domain"], where, DECLARED_DOMAINS)
 
     def model(self, data: memoryview) -> None:
         fields = _fields(data)
         graphs = _messages(fields, _MODEL["graph"])
         if len(graphs) != 1:
             raise _Malformed("no graph" if not graphs else "several graphs")
-        for message in _messages(fields, _MODEL["opset_import"]):
-            self.opset(message, "an opset import")
+        self.each(fields, (_MODEL["opset_import"],), self.opset, "an opset import")
         self.graph(graphs[0], 0)
         for info in _messages(fields, _MODEL["training_info"]):
-            info_fields = _fields(info)
-            for number in _TRAINING_INFO.values():
-                for message in _messages(info_fields, number):
-                    self.graph(message, 1)
+            self.each(_fields(info), _TRAINING_INFO.values(), self.graph, 1)
         for function in _messages(fields, _MODEL["functions"]):
             function_fields = _fields(function)
-            for n, _, value in function_fields:
-                if n == _FUNCTION["domain"] and isinstance(value, memoryview):
-                    self.domain(_text(value), "a model-local function")
-            for message in _messages(function_fields, _FUNCTION["opset_import"]):
-                self.opset(message, "a function's opset import")
-            for message in _messages(function_fields, _FUNCTION["node"]):
-                self.node(message, 1)
+            self.domains(function_fields, _FUNCTION["domain"], "a model-local function")
+            self.each(function_fields, (_FUNCTION["opset_import"],), self.opset, "a function's opset import")
+            self.each(function_fields, (_FUNCTION["node"],), self.node, 1)
 
 
 def check_onnx_bytes(data: bytes, source: str = "the ONNX file") -> None:
