@@ -38,24 +38,12 @@ ONNX files for external data); every member of a zip is read only after its decl
 
 from __future__ import annotations
 
-from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES
 from sb3_dqn_atari.common.errors import UserError
-from sb3_dqn_atari.common.pickle_check import ALLOWED_KWARG_CLASSES, ALLOWED_POLICIES
 from sb3_dqn_atari.loading.load import load_agent, load_safely, load_trusted
 from sb3_dqn_atari.loading.source import ModelSource, resolve_model
-from sb3_dqn_atari.loading.zipdata import (
-    OldZipWarning,
-    UnsafeZipError,
-    algorithm_class,
-    is_serialized,
-    policy_class,
-    read_zip_data,
-    sb3_version,
-    space_from_plain,
-)
+from sb3_dqn_atari.loading.zipdata import OldZipWarning, UnsafeZipError, algorithm_class, is_serialized, read_zip_data
 
 __all__ = [
-    "ALLOWED_KWARG_CLASSES", "ALLOWED_POLICIES", "MAX_MEMBER_BYTES", "ModelSource", "OldZipWarning",
-    "UnsafeZipError", "UserError", "algorithm_class", "is_serialized", "load_agent", "load_safely", "load_trusted",
-    "policy_class", "read_zip_data", "resolve_model", "sb3_version", "space_from_plain",
+    "ModelSource", "OldZipWarning", "UnsafeZipError", "UserError", "algorithm_class", "is_serialized", "load_agent",
+    "load_safely", "load_trusted", "read_zip_data", "resolve_model",
 ]

@@ -16,7 +16,6 @@ from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.loading.source import ModelSource, resolve_model
 from sb3_dqn_atari.loading.zipdata import (
     RESERVED_ATTRIBUTES,
-    UnsafeZipError,
     algorithm_class,
     is_gym_space,
     is_old_zip,
@@ -25,6 +24,7 @@ from sb3_dqn_atari.loading.zipdata import (
     policy_kwargs_from_plain,
     read_zip_data,
     space_from_plain,
+    unpicklable,
     warn_old,
 )
 
@@ -48,10 +48,7 @@ def _torch_load_member(
         return torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UnsafeZipError(
-            f"{zip_path}: {name} holds more than tensors ({first}); refusing to unpickle it: "
-            "pass --trust-remote-code if you trust where the file comes from"
-        ) from exc
+        raise unpicklable(f"{zip_path}: {name} holds more than tensors ({first}); refusing to unpickle it:") from exc
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, IndexError, TypeError,
             AttributeError, UnicodeDecodeError, MemoryError, RecursionError, OverflowError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
@@ -99,7 +96,8 @@ def _set_plain_fields(model: Any, data: dict[str, Any], zip_path: Path) -> None:
 
 
 def _load_weights(model: Any, zip_path: Path, max_member_bytes: int) -> None:
-    """``policy.pth`` (and ``pytorch_variables.pth``) with ``torch.load(weights_only=True)``, into the model."""
+    """``policy.pth`` with ``torch.load(weights_only=True)``, into the model (DQN, NatureDQN and QR-DQN save no
+    ``pytorch_variables.pth``: their ``_get_torch_save_params`` lists no variable)."""
     import torch
 
     with open_zip(zip_path, max_member_bytes) as archive:
@@ -114,13 +112,6 @@ def _load_weights(model: Any, zip_path: Path, max_member_bytes: int) -> None:
                 f"{zip_path}: the weights do not fit the network rebuilt from the zip's plain fields "
                 f"({' '.join(line.strip() for line in first[:2])})"
             ) from exc
-        names = set(archive.namelist())
-        _, torch_variables = model._get_torch_save_params()
-        if torch_variables and "pytorch_variables.pth" in names:
-            variables = _torch_load_member(archive, "pytorch_variables.pth", model.device, zip_path, max_member_bytes)
-            for name in torch_variables:
-                if isinstance(variables, dict) and name in variables:
-                    _set_tensor_attribute(model, name, variables[name])
 
 
 def _load_safely(zip_path: Path, device: str, max_member_bytes: int) -> BaseAlgorithm:
@@ -176,23 +167,6 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, (list, tuple)):
         return isinstance(value, (list, tuple))
     return True
-
-
-def _set_tensor_attribute(model: Any, name: str, value: Any) -> None:
-    import torch
-
-    if not isinstance(value, torch.Tensor):
-        return
-    target: Any = model
-    *parents, last = name.split(".")
-    for part in parents:
-        target = getattr(target, part)
-    current = getattr(target, last, None)
-    if isinstance(current, torch.Tensor):
-        with torch.no_grad():
-            current.copy_(value)
-    else:
-        setattr(target, last, value)
 
 
 def load_trusted(

@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, check_zip
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.errors import UserError, one_line
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -53,23 +50,19 @@ def resolve_model(
         check_zip(p, max_member_bytes, "SB3 model zip")
         with_args = [f for f in config_folders(run_dir) if (f / "args.yml").is_file()]
         folders = [read_config_folder(with_args[0], trust_remote_code)] if with_args else []
-    hyperparams: dict[str, Any] = {}
     recorded = folders[0].args.get("env") if folders else None
     if recorded is not None and not isinstance(recorded, str):
         raise UserError(f"{folders[0].path / 'args.yml'}: env is {one_line(repr(recorded), 80)}, not an env id")
-    if folders:
-        hyperparams = dict(folders[0].config)
+    hyperparams: dict[str, Any] = dict(folders[0].config) if folders else {}
     wanted_env = env_id or recorded
     found_env = current_env_id(wanted_env) if wanted_env else None
     if p.is_dir():
         # rl-zoo3 names the final model after the env folder name ("/" -> "-": ALE-Breakout-v5.zip), under the
         # id it trained on (a retired one too)
-        candidates: list[Path] = []
-        for name in dict.fromkeys(n.replace("/", "-") for n in (found_env, env_id, recorded) if n):
-            candidates.append(p / f"{name}.zip")  # one path component: never outside the folder
-        candidates += [p / "best_model.zip"]
-        checkpoints = sorted(p.glob("rl_model_*_steps.zip"), key=_checkpoint_step)
-        candidates += checkpoints[::-1]
+        # one path component each: never outside the folder
+        names = dict.fromkeys(n.replace("/", "-") for n in (found_env, env_id, recorded) if n)
+        candidates = [p / f"{name}.zip" for name in names] + [p / "best_model.zip"]
+        candidates += sorted(p.glob("rl_model_*_steps.zip"), key=_checkpoint_step)[::-1]
         candidates += sorted(c for c in p.glob("*.zip") if c.name != "train_eval_metrics.zip")
         zips = [c for c in candidates if c.is_file()]
         if not zips:

@@ -8,6 +8,7 @@ import base64
 import json
 import math
 import pickletools
+import pkgutil
 import re
 import warnings
 import zipfile
@@ -64,6 +65,11 @@ _warned_old: set[str] = set()
 
 class UnsafeZipError(UserError):
     """The zip cannot be loaded from its plain fields alone; only ``--trust-remote-code`` (unpickling) would do."""
+
+
+def unpicklable(why: str) -> UnsafeZipError:
+    """An :class:`UnsafeZipError` saying ``why`` (ending in ``;`` or ``:``), then the way past."""
+    return UnsafeZipError(f"{why} pass --trust-remote-code if you trust where the file comes from")
 
 
 class OldZipWarning(UserWarning):
@@ -144,15 +150,11 @@ def policy_class_name(data: dict[str, Any]) -> tuple[str, str]:
     module = str(entry.get("__module__", ""))
     reference = pickled_class_reference(str(entry.get(":serialized:", "")))
     if reference is None:
-        raise UnsafeZipError(
-            f"the zip's policy class ({module or 'unknown module'}) is not a plain class reference; "
-            "it can only be loaded by unpickling: pass --trust-remote-code if you trust where the file comes from"
-        )
+        raise unpicklable(f"the zip's policy class ({module or 'unknown module'}) is not a plain class reference; "
+                          "it can only be loaded by unpickling:")
     if module and reference[0] != module:
-        raise UnsafeZipError(
-            f"the zip's policy class is recorded as {module} but pickled as {reference[0]}.{reference[1]}; "
-            "refusing to guess: pass --trust-remote-code if you trust where the file comes from"
-        )
+        raise unpicklable(f"the zip's policy class is recorded as {module} but pickled as "
+                          f"{reference[0]}.{reference[1]}; refusing to guess:")
     return reference
 
 
@@ -161,11 +163,9 @@ def algorithm_class(data: dict[str, Any]) -> type[BaseAlgorithm]:
     entry = data.get("policy_class")
     module = str(entry.get("__module__", "")) if isinstance(entry, dict) else ""
     if not module and isinstance(entry, dict):
-        reference = pickled_class_reference(str(entry.get(":serialized:", "")))
-        module = reference[0] if reference else ""
-    for prefix, (algo_path, _) in ALLOWED_POLICIES.items():
-        if module == prefix:
-            return _import_dotted(algo_path)
+        module = (pickled_class_reference(str(entry.get(":serialized:", ""))) or ("",))[0]
+    if module in ALLOWED_POLICIES:
+        return pkgutil.resolve_name(ALLOWED_POLICIES[module][0])
     raise UserError(f"the zip's policy ({module or 'unknown'}) is not DQN, NatureDQN or QR-DQN; pass one of those")
 
 
@@ -174,18 +174,9 @@ def policy_class(data: dict[str, Any]) -> type:
     module, name = policy_class_name(data)
     allowed = ALLOWED_POLICIES.get(module)
     if allowed is None or name not in allowed[1]:
-        raise UnsafeZipError(
-            f"the zip's policy class {module}.{name} is not one this loader knows "
-            f"({', '.join(ALLOWED_POLICIES)}); pass --trust-remote-code if you trust where the file comes from"
-        )
-    return _import_dotted(f"{module}.{name}")
-
-
-def _import_dotted(path: str) -> Any:
-    import importlib
-
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+        raise unpicklable(f"the zip's policy class {module}.{name} is not one this loader knows "
+                          f"({', '.join(ALLOWED_POLICIES)});")
+    return pkgutil.resolve_name(f"{module}.{name}")
 
 
 # ------------------------------------------------------------------------------------------------- the spaces
@@ -198,10 +189,7 @@ def _literal(value: Any, what: str) -> Any:
     try:
         return ast.literal_eval(value)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-        raise UnsafeZipError(
-            f"{what} = {value[:80]!r} cannot be read without unpickling; "
-            "pass --trust-remote-code if you trust where the file comes from"
-        ) from exc
+        raise unpicklable(f"{what} = {value[:80]!r} cannot be read without unpickling;") from exc
 
 
 def _dtype(value: Any, what: str) -> Any:
@@ -303,9 +291,8 @@ def space_from_plain(entry: Any, what: str) -> spaces.Space:
     if kind == "MultiBinary":
         n = _literal(entry.get("n"), f"{what}.n")
         return spaces.MultiBinary(n if isinstance(n, int) else [int(x) for x in n])
-    raise UnsafeZipError(
-        f"the zip's {what} is a {type_text or 'space of unknown type'}, which cannot be rebuilt from plain fields; "
-        "pass --trust-remote-code if you trust where the file comes from"
+    raise unpicklable(
+        f"the zip's {what} is a {type_text or 'space of unknown type'}, which cannot be rebuilt from plain fields;"
     )
 
 
@@ -359,14 +346,11 @@ def policy_kwargs_from_plain(entry: Any) -> dict[str, Any]:
             dotted = class_match.group(1)
             allowed = ALLOWED_KWARG_CLASSES.get(key, frozenset())
             if dotted in allowed:
-                kwargs[key] = _import_dotted(dotted)
+                kwargs[key] = pkgutil.resolve_name(dotted)
             elif key == "optimizer_class":
                 continue
             else:
-                raise UnsafeZipError(
-                    f"policy_kwargs[{key!r}] names {dotted}, which is not on the loader's allow-list; "
-                    "pass --trust-remote-code if you trust where the file comes from"
-                )
+                raise unpicklable(f"policy_kwargs[{key!r}] names {dotted}, which is not on the loader's allow-list;")
         elif key in ALLOWED_KWARG_CLASSES and isinstance(value, str):
             raise UnsafeZipError(f"policy_kwargs[{key!r}] = {value[:60]!r} is not a class reference")
         else:
