@@ -106,8 +106,7 @@ def _namespace_dotted(node: ast.expr, namespace: str) -> str | None:
         node = node.value
     if isinstance(node, ast.Call):
         if not (
-            isinstance(node.func, ast.Name)
-            and node.func.id == "__import__"
+            _is_import(node)
             and len(node.args) == 1
             and not node.keywords
             and isinstance(node.args[0], ast.Constant)
@@ -170,7 +169,7 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
             for argument in [*node.args, *(k.value for k in node.keywords)]:
                 visit(argument)
             return
-        if isinstance(node, (ast.Name, ast.Attribute)) or (isinstance(node, ast.Call) and _is_import(node)):
+        if isinstance(node, (ast.Name, ast.Attribute)) or _is_import(node):
             for namespace in namespaces:
                 dotted = _namespace_dotted(node, namespace)
                 shown = ast.unparse(node)
@@ -185,8 +184,8 @@ def check_eval_string(text: Any, what: str, source: str, namespaces: tuple[str, 
     visit(tree.body)
 
 
-def _is_import(node: ast.Call) -> bool:
-    return isinstance(node.func, ast.Name) and node.func.id == "__import__"
+def _is_import(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__"
 
 
 # ------------------------------------------------------------------------------------------- rl-zoo3's files
@@ -268,20 +267,18 @@ STORE_DICT_OPTIONS = frozenset({"-params", "--hyperparams", "--env-kwargs", "--e
 _OPTION = re.compile(r"-{1,2}[A-Za-z][\w-]*")
 
 
-def _options(argv: list[str]) -> Iterator[tuple[str, list[str]]]:
-    """``(option, values)`` of a command line: ``--opt v1 v2`` and ``--opt=v`` (a value may be negative)."""
+def _option_values(argv: list[str]) -> Iterator[tuple[str, str]]:
+    """``(option, value)`` for each value of a command line: ``--opt v1 v2`` and ``--opt=v`` (a value may be
+    negative)."""
     option: str | None = None
-    values: list[str] = []
     for token in argv:
         name, eq, inline = token.partition("=")
         if _OPTION.fullmatch(name):
-            if option is not None:
-                yield option, values
-            option, values = name, [inline] if eq else []
+            option = name
+            if eq:
+                yield option, inline
         elif option is not None:
-            values.append(token)
-    if option is not None:
-        yield option, values
+            yield option, token
 
 
 def check_zoo_argv(argv: list[str], source: str) -> None:
@@ -291,29 +288,24 @@ def check_zoo_argv(argv: list[str], source: str) -> None:
     no ``-i`` (an agent zip SB3 would unpickle)."""
     from sb3_dqn_atari.common.safe_yaml import read_yaml
 
-    for option, values in _options(argv):
+    for option, value in _option_values(argv):
         if option == "--env":
-            for value in values:
-                check_env_id(value, "--env", source)
+            check_env_id(value, "--env", source)
         elif option == "--gym-packages":
-            for value in values:
-                check_module_name(value, "--gym-packages", source)
+            check_module_name(value, "--gym-packages", source)
         elif option in ("-conf", "--conf-file"):
-            for value in values:
-                if not value.endswith((".yml", ".yaml")):
-                    raise refuse(source, f"-conf {quoted(value)} is not a YAML file (rl-zoo3 would run or import it)")
-                if Path(value).is_file():
-                    check_hyperparams_file(read_yaml(value), value)
-        elif option in ("-i", "--trained-agent") and any(values):
-            raise refuse(source, f"{option} {quoted(values[0])} names an agent zip that SB3 would unpickle")
+            if not value.endswith((".yml", ".yaml")):
+                raise refuse(source, f"-conf {quoted(value)} is not a YAML file (rl-zoo3 would run or import it)")
+            if Path(value).is_file():
+                check_hyperparams_file(read_yaml(value), value)
+        elif option in ("-i", "--trained-agent") and value:
+            raise refuse(source, f"{option} {quoted(value)} names an agent zip that SB3 would unpickle")
         elif option in STORE_DICT_OPTIONS:
-            for value in values:
-                key, _, text = value.partition(":")
-                what = f"{option} {key}"
-                check_eval_string(text, what, source, (ZOO_UTILS,))
-                if option in ("-params", "--hyperparams"):
-                    try:
-                        literal = ast.literal_eval(text.strip())
-                    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-                        continue  # classes: no string left for rl-zoo3 to evaluate again
-                    check_hyperparams({key: literal}, source, f"{option} ")
+            key, _, text = value.partition(":")
+            check_eval_string(text, f"{option} {key}", source, (ZOO_UTILS,))
+            if option in ("-params", "--hyperparams"):
+                try:
+                    literal = ast.literal_eval(text.strip())
+                except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                    continue  # classes: no string left for rl-zoo3 to evaluate again
+                check_hyperparams({key: literal}, source, f"{option} ")
