@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import io
 import pickle
 from collections.abc import Iterator
@@ -136,12 +137,7 @@ def _before_the_layers(names: frozenset[tuple[str, str]]) -> frozenset[tuple[str
 
 
 #: :data:`CHECKPOINT_GLOBALS` as the checks and the unpickler admit them: today's names and the earlier ones
-ADMITTED = AllowList(
-    calls=_before_the_layers(CHECKPOINT_GLOBALS.calls),
-    classes=_before_the_layers(CHECKPOINT_GLOBALS.classes),
-    passed=_before_the_layers(CHECKPOINT_GLOBALS.passed),
-    stored=None if CHECKPOINT_GLOBALS.stored is None else _before_the_layers(CHECKPOINT_GLOBALS.stored),
-)
+ADMITTED = AllowList(*(_before_the_layers(getattr(CHECKPOINT_GLOBALS, f.name)) for f in dataclasses.fields(AllowList)))
 _NAMES = ADMITTED.names()
 _TRUST_HINT = "not resumed (use --trust-remote-code for checkpoints you trust)"
 _checked: contextvars.ContextVar[bool] = contextvars.ContextVar("sb3_dqn_atari_checked_loading", default=False)

@@ -12,9 +12,9 @@ stack (strings, the memo, marks) to see which global each ``STACK_GLOBAL`` names
 * every class it instantiates is one of :data:`CLASSES` (gymnasium spaces, SB3's schedules, ``TrainFreq``,
   ``VecNormalize``, ``RunningMeanStd``, rl-zoo3's ``SimpleLinearSchedule``), whose ``__setstate__`` only
   stores values,
-* every other global it names is one of those, a numpy bit-generator class, an optimizer class the safe loader
-  knows (:data:`ALLOWED_KWARG_CLASSES`), or a class of an allowed package
-  (:func:`sb3_dqn_atari.common.trust.check_class_name`: a policy class, a replay buffer class); such a class may be
+* every other global it names is one of those, a numpy bit-generator class, or a class of an allowed package
+  (:func:`sb3_dqn_atari.common.trust.check_class_name`: a policy class, a replay buffer class, an optimizer
+  class of ``torch.optim`` or of the safe loader's :data:`ALLOWED_KWARG_CLASSES`); such a class may be
   stored, never passed to a call (numpy's generator constructors call what they are given),
 
 and it uses no extension registry, persistent id, out-of-band buffer or protocol-0/1 instantiation. Pickled
@@ -128,8 +128,7 @@ class AllowList:
     :param classes: classes it may instantiate (``NEWOBJ``, then ``BUILD`` sets the state)
     :param passed: other globals it may hold or pass to one of ``calls``/``classes``
     :param stored: classes it may only hold (never pass to a call, nor set into an object's state); ``None``: any
-        class of an allowed package (:func:`sb3_dqn_atari.common.trust.check_class_name`) or optimizer the safe
-        loader knows
+        class of an allowed package (:func:`sb3_dqn_atari.common.trust.check_class_name`)
     """
 
     calls: frozenset[tuple[str, str]]
@@ -212,8 +211,6 @@ class _SkippingReader:
 
 
 def _class_reference_ok(module: str, name: str) -> bool:
-    if f"{module}.{name}" in ALLOWED_KWARG_CLASSES["optimizer_class"]:
-        return True
     try:
         check_class_name(f"{module}.{name}", "a pickled reference", "")
     except UntrustedError:

@@ -78,15 +78,12 @@ class ZooYamlLoader(yaml.SafeLoader):
 
 def _construct_ordered_dict(loader: ZooYamlLoader, node: yaml.Node) -> dict[Any, Any]:
     """PyYAML's ``OrderedDict`` form: ``!!python/object/apply:collections.OrderedDict`` over ``[[[k, v], ...]]``."""
-    if not isinstance(node, yaml.SequenceNode) or len(node.value) > 1:
-        raise loader.refuse(node, "in a form other than the one rl-zoo3 writes")
-    if not node.value:
-        return {}
-    pairs_node = node.value[0]
-    if not isinstance(pairs_node, yaml.SequenceNode):
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) > 1 or not all(
+        isinstance(pairs, yaml.SequenceNode) for pairs in node.value
+    ):
         raise loader.refuse(node, "in a form other than the one rl-zoo3 writes")
     result: dict[Any, Any] = {}
-    for pair in pairs_node.value:
+    for pair in node.value[0].value if node.value else []:
         if not isinstance(pair, yaml.SequenceNode) or len(pair.value) != 2:
             raise loader.refuse(node, "with an entry that is not a [key, value] pair")
         key = loader.construct_object(pair.value[0], deep=True)

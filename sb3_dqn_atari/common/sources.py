@@ -25,7 +25,7 @@ _DOTTED = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER})+")
 
 #: Packages whose classes rl-zoo3 files may name (a module path equal to one of these, or inside it). torch.optim
 #: for ``policy_kwargs``' ``optimizer_class`` (``hyperparams/dqn_improved.yml`` names ``th.optim.Adam``; the zip
-#: loader allows the same optimizers, :data:`sb3_dqn_atari.loading.ALLOWED_KWARG_CLASSES`).
+#: loader allows the same optimizers, :data:`sb3_dqn_atari.common.pickle_check.ALLOWED_KWARG_CLASSES`).
 ALLOWED_PACKAGES: tuple[str, ...] = (
     "gymnasium",
     "ale_py",
