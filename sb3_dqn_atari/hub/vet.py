@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import warnings
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
+from sb3_dqn_atari.common.onnx_check import read_checked_onnx
 from sb3_dqn_atari.common.trust import UntrustedError, check_env_id, check_relative_name
+from sb3_dqn_atari.common.vetting import VECNORMALIZE_FILE, ZOO_FILES, check_pickle_file, read_zoo_file
 from sb3_dqn_atari.hub.client import (
     METRICS_ZIP,
     HubError,
@@ -23,12 +24,7 @@ from sb3_dqn_atari.loading import UserError, algorithm_class, is_serialized, rea
 from sb3_dqn_atari.loading.zipdata import serialized_pickle
 
 #: Repo files copied into the rl-zoo3 config folder ``<env>/`` (repo name -> local name, as rl_zoo3.load_from_hub).
-CONFIG_FILES = {
-    "config.yml": "config.yml",
-    "args.yml": "args.yml",
-    "env_kwargs.yml": "env_kwargs.yml",
-    "vec_normalize.pkl": "vecnormalize.pkl",
-}
+CONFIG_FILES = {**{name: name for name in ZOO_FILES}, "vec_normalize.pkl": VECNORMALIZE_FILE}
 #: Other repo files worth having next to the model (the unzipped model folder some repos carry is skipped).
 EXTRA_SUFFIXES = (".onnx", ".mp4", ".png", ".json", ".md")
 
@@ -43,8 +39,6 @@ def env_from_files(
 ) -> str | None:
     """The env id the repo records: args.yml ``env``, then results.json ``env_id``, then the zip's name; an id
     read from a file is checked (:func:`sb3_dqn_atari.common.trust.check_env_id`) unless ``trust_remote_code``."""
-    from sb3_dqn_atari.common.vetting import read_zoo_file
-
     found: str | None = None
     where = ""
     args = files.get("args.yml")
@@ -122,14 +116,9 @@ def safe_extract(
         raise HubError(f"{source} declares {total:,} bytes in all, over the {max_member_bytes:,}-byte bound")
     for member in members:
         check_relative_name(member.filename, source)
-    names = []
     for member in members:
-        target = destination.joinpath(*PurePosixPath(member.filename).parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(member) as src, target.open("wb") as dst:
-            shutil.copyfileobj(src, dst)
-        names.append(member.filename)
-    return names
+        archive.extract(member, destination)  # a plain relative name: at destination/name
+    return [member.filename for member in members]
 
 
 
@@ -159,9 +148,6 @@ def vet_download(
     max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> type:
     """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
-    from sb3_dqn_atari.common.onnx_check import read_checked_onnx
-    from sb3_dqn_atari.common.vetting import check_pickle_file, read_zoo_file
-
     label = f"{repo_id}/{zip_name}"
     try:
         data = read_zip_data(local[zip_name], max_member_bytes)
@@ -178,13 +164,12 @@ def vet_download(
         _check_zip_pickles(data, local[zip_name], label)
     for name, path in local.items():
         source = f"{repo_id}/{name}"
-        if name in CONFIG_FILES and name.endswith(".yml"):
+        if name in ZOO_FILES:
             read_zoo_file(path, trust_remote_code, source)
         elif name == "vec_normalize.pkl":
             check_pickle_file(path, trust_remote_code, source)
         elif name == METRICS_ZIP:
-            with open_zip(path, max_member_bytes) as archive:
-                check_members(archive, source, max_member_bytes)
+            with open_zip(path, max_member_bytes) as archive:  # each member's declared size checked
                 for member in archive.namelist():
                     check_relative_name(member, source)
         elif name.endswith(".onnx"):
