@@ -110,13 +110,12 @@ def _top_level(statements: Iterable[ast.stmt]) -> Iterator[ast.stmt]:
 
 
 def _absolute(module: str, is_package: bool, level: int, target: str | None) -> str:
-    if level == 0:
-        return target or ""
-    base = module.split(".")
-    if not is_package:
-        base = base[:-1]
-    base = base[: len(base) - (level - 1)] if level > 1 else base
-    return ".".join([*base, target] if target else base)
+    """The module a ``from <level dots><target> import`` in ``module`` names ("" beyond the top-level package)."""
+    package = module if is_package else module.rpartition(".")[0]
+    try:
+        return importlib.util.resolve_name("." * level + (target or ""), package)
+    except ImportError:
+        return ""
 
 
 @dataclass(frozen=True)

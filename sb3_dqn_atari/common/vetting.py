@@ -32,7 +32,9 @@ from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, check_zip
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.files import read_bounded
 from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
+from sb3_dqn_atari.common.sources import TRUST_HINT
 from sb3_dqn_atari.common.trust import check_env_id, check_hyperparams, check_zoo_args
 
 #: rl-zoo3's files in a run's config folder ``<run>/<env>/``, and the check of each.
@@ -63,15 +65,13 @@ def check_pickle_file(path: Path, trust_remote_code: bool = False, source: str |
     """A pickle that rl-zoo3 unpickles when the folder is used (``vecnormalize.pkl``)."""
     if trust_remote_code:
         return
-    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
-
     source = source or str(path)
     message = f"{source} is larger than {MAX_PICKLE_BYTES >> 20} MiB; not unpickled"
     data = read_bounded(path, MAX_PICKLE_BYTES, source, lambda: UnsafePickleError(message))
     try:
         check_pickle(data, source)
     except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{exc} (use --trust-remote-code for files you trust)") from None
+        raise UnsafePickleError(f"{exc} ({TRUST_HINT})") from None
 
 
 @dataclass

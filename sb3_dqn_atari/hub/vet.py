@@ -13,6 +13,7 @@ from typing import Any
 
 from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, ZipBombError, check_members, open_zip
 from sb3_dqn_atari.common.onnx_check import read_checked_onnx
+from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
 from sb3_dqn_atari.common.trust import UntrustedError, check_env_id, check_relative_name
 from sb3_dqn_atari.common.vetting import VECNORMALIZE_FILE, ZOO_FILES, check_pickle_file, read_zoo_file
 from sb3_dqn_atari.hub.client import (
@@ -56,20 +57,14 @@ def env_from_files(
         stem = zip_name[: -len(".zip")]
         if "-" in stem:
             found, where = _registered_id(stem.split("-", 1)[1]), f"{source}/{zip_name}"
-    if found is not None:
-        try:
-            check_env_id(found, "the env id", where)
-        except UntrustedError:
-            if not trust_remote_code:
-                raise
+    if found is not None and not trust_remote_code:
+        check_env_id(found, "the env id", where)
     return found
 
 
 def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
     """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
     data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
-    from sb3_dqn_atari.common.pickle_check import UnsafePickleError, check_pickle
-
     flagged = []
     for key, value in data.items():
         if key in _ENJOY_CUSTOM_OBJECTS or not is_serialized(value):
