@@ -161,11 +161,9 @@ def _same_kind(default: Any, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and (
             isinstance(value, int) or not isinstance(default, int) or float(value).is_integer()
         )
-    for kind in (str, dict):
+    for kind in (str, dict, (list, tuple)):
         if isinstance(default, kind):
             return isinstance(value, kind)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
     return True
 
 

@@ -337,9 +337,7 @@ def policy_kwargs_from_plain(entry: Any) -> dict[str, Any]:
         raise UserError("the zip's policy_kwargs is not a mapping")
     kwargs: dict[str, Any] = {}
     for key, value in entry.items():
-        if key in (":type:", ":serialized:"):
-            continue
-        if key == "device":  # SB3's own load drops it too
+        if key in (":type:", ":serialized:", "device"):  # device: SB3's own load drops it too
             continue
         class_match = _CLASS_REPR.fullmatch(value) if isinstance(value, str) else None
         if class_match is not None:
