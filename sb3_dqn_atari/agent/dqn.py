@@ -147,9 +147,8 @@ class NatureDQN(EpisodeLogMixin, FastMode, LuaActingOrder, DQN):
         ``{"bf16_autocast": False}``); the others are chosen for the device (:attr:`fast_choices`).
     :param channels_last: both networks in channels-last memory format (oneDNN's and cuDNN's preferred conv
         layout). The math stays float32 in either layout; only the summation order inside the conv kernels
-        differs. ``None``: where it is faster (:func:`sb3_dqn_atari.agent.hardware.channels_last_pays`: CPUs with
-        AVX2 or newer, measured with ``benchmarks/train_throughput.py --mode exact,exact-nchw``; GPUs in fast
-        mode with bf16). In fast mode ``fast_options["channels_last"]`` wins over it.
+        differs. ``None``: where it is faster (:func:`sb3_dqn_atari.agent.hardware.channels_last_pays`). In fast
+        mode ``fast_options["channels_last"]`` wins over it.
     :param keep_freed_memory: when ``learn`` starts, set glibc's allocator to keep freed memory for reuse
         (:mod:`sb3_dqn_atari.agent.allocator`; process-wide, numerics unchanged). ``None``: on when training on
         the CPU, where page faults on the train step's temporaries cost 15-30 % of it.
@@ -335,10 +334,8 @@ class NatureDQN(EpisodeLogMixin, FastMode, LuaActingOrder, DQN):
         """SB3's ``DQN.train``, written out so that the switches can enter it; read it top to bottom.
 
         With ``double_q=False`` and a uniform replay buffer (one-step or n-step returns), these are SB3's operations
-        in SB3's order: the parameters come out bit-identical (``tests/test_improvements_train.py``). The clip
-        is skipped when ``max_grad_norm`` is infinite (the paper: no clipping): SB3's call would multiply every
-        gradient by exactly 1.0 (identical while the gradients are finite; SB3 turns every gradient into NaN
-        once one is infinite, which here stays in the affected parameters only).
+        in SB3's order: the parameters come out bit-identical (``tests/test_improvements_train.py``), but for the
+        clip, skipped when ``max_grad_norm`` is infinite (the module docstring, "Overhead removed").
         """
         assert self.replay_buffer is not None
         self.policy.set_training_mode(True)

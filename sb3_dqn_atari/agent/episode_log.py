@@ -31,20 +31,28 @@ EPISODES_FILE = "episodes.csv"
 COLUMNS = ("agent_steps", "r", "l")
 
 
-def monitors(venv: VecEnv | None) -> Iterator[Monitor]:
-    """The Monitor of each env of a ``DummyVecEnv`` (under any VecEnv wrappers) that writes a file; nothing for
-    other VecEnvs (their envs live in other processes)."""
-    while isinstance(venv, VecEnvWrapper):
-        venv = venv.venv
-    if not isinstance(venv, DummyVecEnv):
+def env_layers(env: VecEnv | gym.Env | None) -> Iterator[Any]:
+    """Every layer of an env stack, outermost first: VecEnv wrappers, the VecEnv, then each env of a ``DummyVecEnv``
+    from its outermost wrapper to the unwrapped env (none under other VecEnvs: their envs live in other processes)."""
+    while isinstance(env, VecEnvWrapper):
+        yield env
+        env = env.venv
+    if isinstance(env, VecEnv):
+        yield env
+        for sub in env.envs if isinstance(env, DummyVecEnv) else []:
+            yield from env_layers(sub)
         return
-    for env in venv.envs:
-        layer: Any = env
-        while isinstance(layer, gym.Wrapper):
-            if isinstance(layer, Monitor) and layer.results_writer is not None:
-                yield layer
-                break
-            layer = layer.env
+    while isinstance(env, gym.Wrapper):
+        yield env
+        env = env.env
+    yield env
+
+
+def monitors(venv: VecEnv | None) -> Iterator[Monitor]:
+    """The Monitors of the training env (:func:`env_layers`) that write a file."""
+    for layer in env_layers(venv):
+        if isinstance(layer, Monitor) and layer.results_writer is not None:
+            yield layer
 
 
 def monitor_folder(venv: VecEnv | None) -> Path | None:

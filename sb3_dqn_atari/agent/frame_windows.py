@@ -106,52 +106,43 @@ class FrameWindows:
         frames that lie in an episode's first state are patched in."""
         k, n_slots, batch = self.n_stack, self.buffer_size, len(batch_inds)
         frame_size = self.frames[0, 0].numel() if isinstance(self.frames, th.Tensor) else self.frames[0, 0].size
+        next_inds = batch_inds if next_inds is None else next_inds
         # Window position j (0..k) of slot p is frames[p - k + j] (obs: j < k, next_obs: j >= 1) ...
-        if next_inds is None:
-            rows = (batch_inds[:, None] + np.arange(-k, 1)) % n_slots
-            if self.n_envs > 1:
-                rows = rows * self.n_envs + env_indices[:, None]
-            index = (rows[:, :k].ravel(), rows[:, 1:].ravel())
-            # ... unless it lies in the episode's first state: position steps + j < k.
-            steps = self.episode_steps[batch_inds, env_indices]
-            patches = self._start_patch(steps, batch_inds, env_indices) if batch and steps.min() < k else None
-        else:
-            rows_obs = (batch_inds[:, None] + np.arange(-k, 0)) % n_slots
-            rows_next = (next_inds[:, None] + np.arange(-k + 1, 1)) % n_slots
-            if self.n_envs > 1:
-                rows_obs = rows_obs * self.n_envs + env_indices[:, None]
-                rows_next = rows_next * self.n_envs + env_indices[:, None]
-            index = (rows_obs.ravel(), rows_next.ravel())
-            steps, next_steps = (self.episode_steps[inds, env_indices] for inds in (batch_inds, next_inds))
-            no_patch = (np.empty(0, np.int64), np.empty((0, frame_size), np.uint8))
-            patches = [
-                self._start_patch(steps, batch_inds, env_indices)[0] if batch and steps.min() < k else no_patch,
-                self._start_patch(next_steps, next_inds, env_indices)[1]
-                if batch and next_steps.min() < k
-                else no_patch,
-            ]
+        rows_obs = (batch_inds[:, None] + np.arange(-k, 0)) % n_slots
+        rows_next = (next_inds[:, None] + np.arange(-k + 1, 1)) % n_slots
+        if self.n_envs > 1:
+            rows_obs = rows_obs * self.n_envs + env_indices[:, None]
+            rows_next = rows_next * self.n_envs + env_indices[:, None]
+        index = (rows_obs.ravel(), rows_next.ravel())
+        # ... unless it lies in the episode's first state: position steps + j < k (one look when the slots are the same)
+        obs_patch = self._start_patch(batch_inds, env_indices, frame_size)
+        next_patch = obs_patch if next_inds is batch_inds else self._start_patch(next_inds, env_indices, frame_size)
+        patches = (obs_patch[0], next_patch[1])
         stacked = (batch, k * self.frame_channels, *self.frame_shape[1:])
         frames = self.frames.reshape(n_slots * self.n_envs, frame_size)
         if isinstance(frames, th.Tensor):
             out_t = th.empty((2, batch * k, frame_size), dtype=th.uint8, device=frames.device)
             for i in range(2):
                 th.index_select(frames, 0, th.as_tensor(index[i], device=frames.device), out=out_t[i])
-                if patches is not None and len(patches[i][0]):
+                if len(patches[i][0]):
                     out_t[i, th.as_tensor(patches[i][0], device=frames.device)] = patches[i][1]
             return out_t[0].reshape(stacked), out_t[1].reshape(stacked)
         out = np.empty((2, batch * k, frame_size), dtype=np.uint8)
         for i in range(2):
             np.take(frames, index[i], axis=0, out=out[i], mode="clip")  # unbuffered; indices are in range
-            if patches is not None:
+            if len(patches[i][0]):
                 out[i, patches[i][0]] = patches[i][1]
         return out[0].reshape(stacked), out[1].reshape(stacked)
 
     def _start_patch(
-        self, steps: np.ndarray, batch_inds: np.ndarray, env_indices: np.ndarray
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, frame_size: int
     ) -> list[tuple[np.ndarray, Any]]:
         """For the obs and the next_obs gather: the rows inside an episode's first state, and their frames:
         zeros, then the stored ones (the last ``start_lengths`` of the ``n_stack`` frames)."""
         k = self.n_stack
+        steps = self.episode_steps[batch_inds, env_indices]
+        if not len(steps) or steps.min() >= k:  # no sample near its episode's start (most batches)
+            return [(np.empty(0, np.int64), np.empty((0, frame_size), np.uint8))] * 2
         sample, position = np.nonzero(steps[:, None] + np.arange(k + 1) < k)
         slot, env_idx = batch_inds[sample], env_indices[sample]
         stored_at = steps[sample] + position - (k - self.start_lengths[slot, env_idx])

@@ -22,6 +22,7 @@ bf16 (``benchmarks/train_throughput.py``; README, "Performance").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -101,11 +102,7 @@ class Capabilities:
             return "bf16 tensor cores" if self.gpu_bf16 else None
         if self.device_type != "cpu":
             return None
-        if AMX_BF16 in self.cpu_flags and self.onednn_allows("avx10_1_512_amx"):
-            return "AMX"
-        if AVX512_BF16 in self.cpu_flags and self.onednn_allows("avx512_core_bf16"):
-            return "AVX512-BF16"
-        return None
+        return {"avx10_1_512_amx": "AMX", "avx512_core_bf16": "AVX512-BF16"}.get(self.onednn_isa)
 
     def no_bf16_reason(self) -> str:
         """Why :attr:`native_bf16` is ``None``, in a few words."""
@@ -134,8 +131,9 @@ class Choice:
     reason: str
 
 
-def channels_last_pays(caps: Capabilities) -> tuple[bool, str]:
-    """Whether the Nature network's update is faster in the channels-last conv layout on this device.
+def channels_last_pays(caps: Capabilities, bf16: bool | None = None) -> tuple[bool, str]:
+    """Whether the Nature network's update is faster in the channels-last conv layout on this device, with the
+    update under bf16 autocast or not (``bf16``; ``None``: where bf16 is native).
 
     Measured with ``benchmarks/train_throughput.py --mode exact,exact-nchw`` (README, "Performance"):
     faster with oneDNN's AVX-512 kernels (Zen 4: 1.57x vs 1.43x SB3's DQN; AMX Xeon likewise) and with its
@@ -146,7 +144,7 @@ def channels_last_pays(caps: Capabilities) -> tuple[bool, str]:
         if AVX2 in caps.cpu_flags:
             return True, f"faster with oneDNN's {caps.onednn_isa} kernels"
         return False, "not measured on CPUs without AVX2"
-    if caps.device_type == "cuda" and caps.native_bf16:
+    if caps.device_type == "cuda" and (caps.native_bf16 is not None if bf16 is None else bf16):
         return True, "tensor cores prefer NHWC"
     return False, f"not measured on {caps.device_type} in float32"
 
@@ -168,13 +166,7 @@ def choose_fast_options(caps: Capabilities, overrides: Mapping[str, bool] | None
         raise ValueError(f"unknown fast_options {sorted(unknown)}; known: {sorted(FAST_OPTION_NAMES)}")
     bf16 = caps.native_bf16
     chosen = {"bf16_autocast": Choice(True, f"native bf16: {bf16}") if bf16 else Choice(False, caps.no_bf16_reason())}
-    if caps.device_type == "cuda":
-        autocast_on = overrides.get("bf16_autocast", chosen["bf16_autocast"].on)
-        chosen["channels_last"] = (
-            Choice(True, "tensor cores prefer NHWC") if autocast_on else Choice(False, "float32: not measured")
-        )
-    else:
-        chosen["channels_last"] = Choice(*channels_last_pays(caps))
+    chosen["channels_last"] = Choice(*channels_last_pays(caps, overrides.get("bf16_autocast", bool(bf16))))
     chosen["compile"] = Choice(False, "slower than eager on the CPU" if caps.device_type == "cpu" else "not measured")
     for name, value in overrides.items():
         chosen[name] = Choice(bool(value), "set by fast_options")
@@ -189,41 +181,26 @@ def describe_fast_options(caps: Capabilities, choices: Mapping[str, Choice]) -> 
 
 
 # ----------------------------------------------------------------------------------------------- detection
-def _cpuinfo() -> tuple[str, frozenset[str]]:
-    """The CPU model and the flags this module uses from ``/proc/cpuinfo`` (Linux), else the platform's
-    processor name and no flags."""
-    path = Path("/proc/cpuinfo")
-    name, flags = platform.processor() or platform.machine() or "unknown CPU", frozenset[str]()
-    if path.is_file():
-        for line in path.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name != value.strip():
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = frozenset(value.split())
-            if flags and key.strip() == "model name":
-                break
-    if not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:  # oneDNN's avx512_core needs all four
-        flags = flags - {AVX512}
-    return name, flags & {AVX2, AVX512, AVX512_BF16, AMX_BF16}
-
-
-def _torch_cpu_flags() -> frozenset[str]:
-    """The flags torch's cpuinfo checks report (any OS), by their ``/proc/cpuinfo`` names."""
-    checks = {AVX2: "_is_avx2_supported", AVX512: "_is_avx512_supported",
-              AVX512_BF16: "_is_avx512_bf16_supported", AMX_BF16: "_is_amx_tile_supported"}  # fmt: skip
-    found = set()
-    for flag, check in checks.items():
-        function = getattr(torch.cpu, check, None)
-        if function is not None and function():
-            found.add(flag)
-    return frozenset(found)
+#: torch's cpuinfo checks of the instruction sets this module looks at
+TORCH_CPU_CHECKS = {AVX2: "_is_avx2_supported", AVX512: "_is_avx512_supported",
+                    AVX512_BF16: "_is_avx512_bf16_supported", AMX_BF16: "_is_amx_tile_supported"}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
 def _cpu() -> tuple[str, frozenset[str]]:
-    name, flags = _cpuinfo()
-    return name, flags | _torch_cpu_flags()
+    """The CPU model and the instruction sets torch's checks report (any OS), with the model name and flags of the
+    first processor in ``/proc/cpuinfo`` (Linux; the flags count where this torch lacks a check)."""
+    name = platform.processor() or platform.machine() or "unknown CPU"
+    flags = {flag for flag, check in TORCH_CPU_CHECKS.items() if getattr(torch.cpu, check, lambda: False)()}
+    with contextlib.suppress(OSError):
+        first = Path("/proc/cpuinfo").read_text(errors="replace").split("\n\n")[0]
+        info = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
+        name = info.get("model name", name)
+        listed = set(info.get("flags", "").split())
+        if not {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= listed:  # oneDNN's avx512_core needs all four
+            listed.discard(AVX512)
+        flags |= listed & {AVX2, AVX512, AVX512_BF16, AMX_BF16}
+    return name, frozenset(flags)
 
 
 def detect(device: torch.device | str = "cpu") -> Capabilities:

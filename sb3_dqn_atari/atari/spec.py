@@ -34,17 +34,17 @@ KNOWN_WRAPPERS = {
     "sb3_dqn_atari.wrappers.NatureAtariWrapper": NATURE_WRAPPER,  # before the layering
     "stable_baselines3.common.atari_wrappers.AtariWrapper": SB3_WRAPPER,
 }
-#: Each family's arguments (name in the wrapper -> field of the spec, default).
-WRAPPER_ARGS: dict[str, dict[str, tuple[str, Any]]] = {
+#: Each family's arguments: wrapper argument -> spec field (None: not preprocessing); the defaults are the spec's.
+WRAPPER_ARGS: dict[str, dict[str, str | None]] = {
     NATURE_WRAPPER: {
-        "noop_max": ("noop_max", 30), "frame_skip": ("frame_skip", 4), "frame_size": ("frame_size", FRAME_SIZE),
-        "terminal_on_life_loss": ("train_terminal_on_life_loss", True), "clip_reward": ("train_clip_reward", True),
-        "repeat_action_probability": ("repeat_action_probability", 0.0), "max_episode_frames": ("", None),
+        "noop_max": "noop_max", "frame_skip": "frame_skip", "frame_size": "frame_size",
+        "terminal_on_life_loss": "train_terminal_on_life_loss", "clip_reward": "train_clip_reward",
+        "repeat_action_probability": "repeat_action_probability", "max_episode_frames": None,
     },
     SB3_WRAPPER: {
-        "noop_max": ("noop_max", 30), "frame_skip": ("frame_skip", 4), "screen_size": ("frame_size", 84),
-        "terminal_on_life_loss": ("train_terminal_on_life_loss", True), "clip_reward": ("train_clip_reward", True),
-        "action_repeat_probability": ("action_repeat_probability", 0.0),
+        "noop_max": "noop_max", "frame_skip": "frame_skip", "screen_size": "frame_size",
+        "terminal_on_life_loss": "train_terminal_on_life_loss", "clip_reward": "train_clip_reward",
+        "action_repeat_probability": "action_repeat_probability",
     },
 }
 
@@ -174,9 +174,10 @@ def _spec(family: str, kwargs: dict[str, Any]) -> PreprocessingSpec:
     if unknown:
         raise UserError(f"config.yml: {family} has no argument(s) {unknown}: was the model trained with another one?")
     values: dict[str, Any] = {}
-    for arg, (field_name, default) in WRAPPER_ARGS[family].items():
-        if not field_name:
+    for arg, field_name in WRAPPER_ARGS[family].items():
+        if field_name is None:
             continue
+        default = getattr(NATURE_SPEC, field_name)
         value = kwargs.get(arg, default)
         if isinstance(default, bool):
             if not isinstance(value, bool):

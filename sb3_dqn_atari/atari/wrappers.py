@@ -38,7 +38,7 @@ from stable_baselines3.common.atari_wrappers import AtariWrapper, ClipRewardEnv,
 
 from sb3_dqn_atari.atari.frameskip import set_frame_by_frame
 from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE, nature_frame
-from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, SB3_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, WRAPPER_ARGS, PreprocessingSpec
 from sb3_dqn_atari.common.errors import UserError
 
 #: Extended Data Table 1, "no-op max".
@@ -173,15 +173,12 @@ def family_wrapper(env: gym.Env, spec: PreprocessingSpec, max_episode_frames: in
     """The training wrapper of ``spec``'s family with the evaluation's flags (a lost life is not terminal, raw
     rewards): :class:`NatureAtariWrapper`, or SB3's ``AtariWrapper`` over :class:`EpisodeFrameLimit`."""
     spec.check_supported()
-    if spec.wrapper == NATURE_WRAPPER:
-        return NatureAtariWrapper(
-            env, spec.noop_max, spec.frame_skip, False, False, max_episode_frames, spec.frame_size,
-            spec.repeat_action_probability,
-        )
-    if spec.wrapper != SB3_WRAPPER:
+    if spec.wrapper not in WRAPPER_ARGS:
         raise UserError(f"observations used as they are ({spec.wrapper}) have no Atari wrapper")
+    kwargs = {arg: getattr(spec, field) for arg, field in WRAPPER_ARGS[spec.wrapper].items() if field is not None}
+    kwargs.update(terminal_on_life_loss=False, clip_reward=False)
+    if spec.wrapper == NATURE_WRAPPER:
+        return NatureAtariWrapper(env, **kwargs, max_episode_frames=max_episode_frames)
     if max_episode_frames is not None:
         env = EpisodeFrameLimit(env, max_episode_frames)
-    return AtariWrapper(
-        env, spec.noop_max, spec.frame_skip, spec.frame_size, False, False, spec.action_repeat_probability
-    )
+    return AtariWrapper(env, **kwargs)

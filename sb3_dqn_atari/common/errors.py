@@ -30,21 +30,14 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def one_line_warnings(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
-) -> None:
-    """``warnings.showwarning`` for the CLIs: ``warning: <message>`` on one line of stderr."""
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def run_cli(command: Callable[[], object], interrupted: str | None = None, *, warning_lines: bool = False) -> int:
     """Run a command's library call: its exit status (an ``int`` it returns, else 0); a user error or an OS
     error as one ``error:`` line and status 2 (or the error's ``exit_status``); Ctrl-C, when ``interrupted`` says
     what was left, as ``interrupted: <that>`` and status 130. ``warning_lines``: warnings on one line each."""
     try:
         with warnings.catch_warnings():
-            if warning_lines:
-                warnings.showwarning = one_line_warnings
+            if warning_lines:  # "warning: <message>" on one line of stderr
+                warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
             result = command()
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,11 +31,12 @@ def read_bounded(path: str | Path, max_bytes: int, source: str, too_large: Calla
         raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
 
 
-def set_default_permissions(path: str | Path) -> None:
-    """Give a ``mkstemp`` file (0600) the permissions a plain ``open`` would have (0666 minus the umask)."""
+def set_default_permissions(path: str | Path, mode: int = 0o666) -> None:
+    """Give a ``mkstemp`` file (0600) the permissions a plain ``open`` would have (0666 minus the umask), or a
+    ``mkdtemp`` folder (0700) a plain ``mkdir``'s (``mode=0o777``)."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, mode & ~umask)
 
 
 def make_parents(folder: str | Path) -> list[Path]:
@@ -65,8 +66,7 @@ def atomic_file(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     gives) for the block to write, moved into place with ``os.replace`` when the block ends, removed if it
     raises."""
     path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         set_default_permissions(tmp)
@@ -93,9 +93,7 @@ def staging_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         remove_empty(created)
         raise
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; the final folder gets a plain mkdir's permissions
+    set_default_permissions(tmp, 0o777)  # the final folder gets a plain mkdir's permissions
     try:
         yield tmp
     finally:
@@ -134,8 +132,7 @@ class Mp4Writer:
     """
 
     def __init__(self, path: Path, fps: float, scale: int = 1) -> None:
-        parent = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.stem}.", suffix=".mp4")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".mp4")
         os.close(fd)
         self.path, self.tmp, self.fps, self.scale = path, Path(tmp), fps, scale
         self.frames = 0
