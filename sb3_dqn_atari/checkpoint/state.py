@@ -24,6 +24,8 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
+from sb3_dqn_atari.agent.episode_log import env_layers as all_env_layers
+
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be found, read, verified or applied (one clear line)."""
@@ -120,22 +122,14 @@ class EnvStateError(CheckpointError):
     """The env's state cannot be captured (e.g. ``SubprocVecEnv``) or does not fit the env given at resume."""
 
 
-def env_layers(env: VecEnv | gym.Env) -> Iterator[Any]:
-    """Every object of an env stack, outermost first; sub-envs of a ``DummyVecEnv`` in order."""
-    while isinstance(env, VecEnvWrapper):
-        yield env
-        env = env.venv
-    if isinstance(env, VecEnv):
-        if not isinstance(env, DummyVecEnv):
-            raise EnvStateError(f"the state of a {type(env).__name__}'s envs cannot be read in this process")
-        yield env
-        for sub in env.envs:
-            yield from env_layers(sub)
-        return
-    while isinstance(env, gym.Wrapper):
-        yield env
-        env = env.env
-    yield env
+def env_layers(env: VecEnv | gym.Env) -> list[Any]:
+    """Every object of an env stack (:func:`sb3_dqn_atari.agent.episode_log.env_layers`), or an error for a VecEnv
+    whose envs live in other processes."""
+    layers = list(all_env_layers(env))
+    for layer in layers:
+        if isinstance(layer, VecEnv) and not isinstance(layer, (VecEnvWrapper, DummyVecEnv)):
+            raise EnvStateError(f"the state of a {type(layer).__name__}'s envs cannot be read in this process")
+    return layers
 
 
 def _class_name(obj: Any) -> str:

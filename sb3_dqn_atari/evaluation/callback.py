@@ -11,13 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_dqn_atari.agent.episode_log import monitor_folder
+from sb3_dqn_atari.agent.episode_log import env_layers, monitor_folder
 from sb3_dqn_atari.atari.protocols import ProtocolEnv, get_protocol, make_eval_env
 from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, sb3_atari_spec
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
@@ -34,13 +33,7 @@ def training_preprocessing(venv: VecEnv) -> PreprocessingSpec:
     process) the paper's."""
     from stable_baselines3.common import atari_wrappers as sb3
 
-    while isinstance(venv, VecEnvWrapper):
-        venv = venv.venv
-    layers: list[Any] = []
-    layer: Any = venv.envs[0] if isinstance(venv, DummyVecEnv) else None
-    while isinstance(layer, gym.Wrapper):
-        layers.append(layer)
-        layer = layer.env
+    layers = list(env_layers(venv))
     if not any(isinstance(layer, sb3.AtariWrapper) for layer in layers):
         return NATURE_SPEC
     kwargs: dict[str, Any] = {"noop_max": 0, "frame_skip": 1, "terminal_on_life_loss": False, "clip_reward": False}
