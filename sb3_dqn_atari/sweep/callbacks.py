@@ -34,10 +34,7 @@ def report_to_tune(metrics: dict[str, Any], checkpoint: Path | None = None) -> b
         return False
     from ray import tune
 
-    if checkpoint is None:
-        tune.report(metrics)
-    else:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+    tune.report(metrics, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
     return True
 
 
