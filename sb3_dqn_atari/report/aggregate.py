@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -184,8 +183,3 @@ def iqm_curve(cube: np.ndarray, reps: int, seed: int) -> list[Interval]:
         return np.array([metrics.aggregate_iqm(scores[..., t]) for t in range(scores.shape[-1])])
 
     return _bootstrap(cube, per_step, reps, seed)
-
-
-def finite(value: float | None) -> float | None:
-    """``value``, or ``None`` for NaN/inf (JSON has no NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)

@@ -94,8 +94,7 @@ def _zoo_args(run: Path) -> dict[str, Any]:
     """rl-zoo3's ``args.yml`` of a run folder: in ``<run>/<env id>/`` (rl-zoo3) or in the run folder itself."""
     from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 
-    candidates = [run / "args.yml", *sorted(run.glob("*/args.yml"))]
-    for path in candidates:
+    for path in [run / "args.yml", *sorted(run.glob("*/args.yml"))]:
         if path.is_file():
             return read_yaml_mapping(path)
     return {}
