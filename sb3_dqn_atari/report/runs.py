@@ -27,7 +27,7 @@ from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.evaluation.curves import NATURE_EVAL_FILE as PAPER_FILE
 from sb3_dqn_atari.evaluation.curves import ZOO_EVAL_FILE as ZOO_FILE
 
-TRIAL_FILE = "trial.json"  # sb3_dqn_atari.sweep.spec.TRIAL_FILE (not imported: the sweep needs Ray)
+TRIAL_FILE = "trial.json"  # sb3_dqn_atari.sweep.spec.TRIAL_FILE (not imported: sweep is a sibling feature)
 #: where each score comes from, as the report states it
 SOURCES = {
     "paper": "paper protocol (Mnih et al. 2015): eps=0.05, 1-30 no-op starts, raw score over all lives, 5-min cap",
