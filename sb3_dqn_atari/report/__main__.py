@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sb3_dqn_atari.common.errors import command_main
+from sb3_dqn_atari.report.build import report_command
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -26,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from sb3_dqn_atari.common.errors import run_cli
-    from sb3_dqn_atari.report.build import Settings, report_command
-
-    settings = Settings(reps=args.reps, curve_reps=args.curve_reps, seed=args.seed, label=args.label)
-    return run_cli(lambda: report_command(args.runs, args.output, settings))
+main = command_main(build_parser().parse_args, report_command)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ call and puts the previous state back, so a report is reproducible and the calle
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -120,35 +120,28 @@ class Interval:
         return Interval(self.estimate * factor, self.low * factor, self.high * factor)
 
 
-def _metric_functions() -> dict[str, Callable[[np.ndarray], float]]:
-    from rliable import metrics
-
-    return {
-        "median": metrics.aggregate_median,
-        "iqm": metrics.aggregate_iqm,
-        "mean": metrics.aggregate_mean,
-        "optimality_gap": metrics.aggregate_optimality_gap,
-    }
-
-
-def aggregate_intervals(matrix: np.ndarray, reps: int, seed: int, confidence: float = 0.95) -> dict[str, Interval]:
-    """The four aggregates of a ``runs × games`` matrix with their stratified-bootstrap CIs (rliable), in the
-    matrix's unit."""
+def _bootstrap(
+    scores: np.ndarray, statistics: Callable[[np.ndarray], np.ndarray], reps: int, seed: int, confidence: float = 0.95
+) -> list[Interval]:
+    """Each value of ``statistics(scores)`` (``scores``: runs first) and its stratified-bootstrap CI (rliable)."""
     from rliable import library
-
-    functions = _metric_functions()
-
-    def aggregate(scores: np.ndarray) -> np.ndarray:
-        return np.array([f(scores) for f in functions.values()])
 
     with seeded_numpy(seed):
         points, intervals = library.get_interval_estimates(
-            {"runs": matrix}, aggregate, reps=reps, confidence_interval_size=confidence
+            {"runs": scores}, statistics, reps=reps, confidence_interval_size=confidence
         )
-    return {
-        name: Interval(float(points["runs"][i]), float(intervals["runs"][0][i]), float(intervals["runs"][1][i]))
-        for i, name in enumerate(functions)
-    }
+    low, high = intervals["runs"]
+    return [Interval(float(p), float(lo), float(hi)) for p, lo, hi in zip(points["runs"], low, high, strict=True)]
+
+
+def aggregate_intervals(matrix: np.ndarray, reps: int, seed: int, confidence: float = 0.95) -> dict[str, Interval]:
+    """The four aggregates of a ``runs × games`` matrix with their stratified-bootstrap CIs, in the matrix's unit
+    (rliable's ``aggregate_<name>`` for each name of :data:`METRIC_NAMES`)."""
+    from rliable import metrics
+
+    functions = [getattr(metrics, f"aggregate_{name}") for name in METRIC_NAMES]
+    intervals = _bootstrap(matrix, lambda scores: np.array([f(scores) for f in functions]), reps, seed, confidence)
+    return dict(zip(METRIC_NAMES, intervals, strict=True))
 
 
 def performance_profile(matrix: np.ndarray, taus: np.ndarray, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -168,14 +161,9 @@ CURVE_POINTS = 50
 def learning_curve(rows: list[GameRow], k: int, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """The agent steps at which every run of ``rows`` (their first ``k``) was evaluated (at most ``points`` of
     them, evenly spread, the last included), and the ``runs × games × steps`` matrix of human-normalised scores
-    there (empty if the runs share no step)."""
+    there (no steps if the runs share none)."""
     runs = [run for row in rows for run in row.runs[:k]]
-    if not runs:
-        return np.zeros(0, np.int64), np.zeros((0, 0, 0))
-    common = set(runs[0].timesteps.tolist())
-    for run in runs[1:]:
-        common &= set(run.timesteps.tolist())
-    steps = np.array(sorted(common), dtype=np.int64)
+    steps = functools.reduce(np.intersect1d, [run.timesteps for run in runs], runs[0].timesteps)  # sorted, unique
     if len(steps) > points:
         steps = steps[np.unique(np.round(np.linspace(0, len(steps) - 1, points)).astype(int))]
     cube = np.zeros((k, len(rows), len(steps)))
@@ -189,17 +177,9 @@ def learning_curve(rows: list[GameRow], k: int, points: int = CURVE_POINTS) -> t
 
 def iqm_curve(cube: np.ndarray, reps: int, seed: int) -> list[Interval]:
     """IQM over runs × games at each step of a :func:`learning_curve` cube, with stratified-bootstrap CIs."""
-    from rliable import library, metrics
+    from rliable import metrics
 
     def per_step(scores: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(scores[..., t]) for t in range(scores.shape[-1])])
 
-    with seeded_numpy(seed):
-        points, intervals = library.get_interval_estimates({"runs": cube}, per_step, reps=reps)
-    low, high = intervals["runs"]
-    return [Interval(float(p), float(lo), float(hi)) for p, lo, hi in zip(points["runs"], low, high, strict=True)]
-
-
-def finite(value: float | None) -> float | None:
-    """``value``, or ``None`` for NaN/inf (JSON has no NaN)."""
-    return None if value is None or not math.isfinite(value) else float(value)
+    return _bootstrap(cube, per_step, reps, seed)

@@ -6,11 +6,12 @@ replaced the same way); nothing half-written is left behind.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +81,12 @@ def _game_json(row: agg.GameRow) -> dict[str, Any]:
         "mean": row.mean,
         "std": row.std,
         "scores": row.scores.tolist(),
-        "human_normalized": agg.finite(row.human_normalized),
+        "human_normalized": row.human_normalized,  # finite: every score was checked finite when read
         "paper": None
         if paper is None
         else {"random": paper.random, "human": paper.human, "dqn": paper.dqn, "dqn_std": paper.dqn_std},
-        "rl_zoo": None if zoo is None else {"mean": zoo.mean, "std": zoo.std, "steps": zoo.steps, "source": zoo.source},
+        "rl_zoo": None if zoo is None else asdict(zoo),
     }
-
-
-def _interval_json(interval: agg.Interval) -> dict[str, float]:
-    return {"estimate": interval.estimate, "low": interval.low, "high": interval.high}
 
 
 def _statistics(
@@ -103,7 +100,7 @@ def _statistics(
         return result, notes
     say(f"Aggregates over {matrix.shape[1]} game(s) x {matrix.shape[0]} run(s): {settings.reps:,} bootstrap resamples")
     intervals = {k: v.scaled(100.0) for k, v in agg.aggregate_intervals(matrix, settings.reps, settings.seed).items()}
-    result["aggregates"] = {k: _interval_json(v) for k, v in intervals.items()}
+    result["aggregates"] = {k: asdict(v) for k, v in intervals.items()}
     result["runs_per_game"] = int(matrix.shape[0])
     plots.interval_estimates(stage / FIGURES["aggregates"], intervals, settings.label)
     taus = np.linspace(0.0, max(1.0, float(matrix.max()) * 1.05), 101)
@@ -115,7 +112,7 @@ def _statistics(
         say(f"IQM at {len(steps)} evaluation steps: {settings.curve_reps:,} bootstrap resamples")
         curve = [c.scaled(100.0) for c in agg.iqm_curve(cube, settings.curve_reps, settings.seed)]
         plots.sample_efficiency(stage / FIGURES["sample_efficiency"], steps, curve, settings.label)
-        result["curve"] = {"timesteps": steps.tolist(), "iqm": [_interval_json(c) for c in curve]}
+        result["curve"] = {"timesteps": steps.tolist(), "iqm": [asdict(c) for c in curve]}
     else:
         notes.append("the runs share fewer than 2 evaluation steps: no sample-efficiency curve")
     return result, notes
@@ -167,10 +164,10 @@ def build_report(
     return report
 
 
-def report_command(runs: list[str], output: str, settings: Settings) -> int:
-    """``python -m sb3_dqn_atari.report``: :func:`build_report`; 0 when the report is written."""
-    build_report(list(runs), output, settings)
-    return 0
+def report_command(args: argparse.Namespace) -> None:
+    """``python -m sb3_dqn_atari.report``: :func:`build_report` with the parsed arguments."""
+    settings = Settings(reps=args.reps, curve_reps=args.curve_reps, seed=args.seed, label=args.label)
+    build_report(args.runs, args.output, settings)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -234,4 +231,3 @@ def markdown(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += ["", *[f"- {n}" for n in report["notes"]]]
     return "\n".join(lines) + "\n"
-

@@ -28,6 +28,12 @@ def _axes() -> tuple[Any, Any]:
     return _pyplot().subplots(figsize=(6.4, 4.0))
 
 
+def _estimates(label: str, intervals: list[Interval]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """rliable's point estimates and intervals (rows: low, high) of one algorithm, ``label``."""
+    points = np.array([i.estimate for i in intervals])
+    return {label: points}, {label: np.array([[i.low for i in intervals], [i.high for i in intervals]])}
+
+
 #: rliable's label sizes for the one-panel figures
 _LABELS = {"labelsize": "medium", "ticklabelsize": "medium"}
 
@@ -42,13 +48,9 @@ def interval_estimates(path: Path, intervals: dict[str, Interval], label: str) -
     from rliable import plot_utils
 
     _pyplot()
-    names = list(METRIC_NAMES)
-    points = {label: np.array([intervals[n].estimate for n in names])}
-    cis = {label: np.array([[intervals[n].low for n in names], [intervals[n].high for n in names]])}
     fig, _ = plot_utils.plot_interval_estimates(
-        points,
-        cis,
-        metric_names=[METRIC_NAMES[n] for n in names],
+        *_estimates(label, [intervals[name] for name in METRIC_NAMES]),
+        metric_names=list(METRIC_NAMES.values()),
         algorithms=[label],
         xlabel=HNS_LABEL,
         row_height=1.0,  # rliable's 0.37 per algorithm leaves no room under one row for the axis label
@@ -81,12 +83,9 @@ def sample_efficiency(path: Path, steps: np.ndarray, curve: list[Interval], labe
 
     fig, ax = _axes()
     scale, unit = (1e6, "millions") if steps[-1] >= 1e6 else (1e3, "thousands")
-    points = {label: np.array([c.estimate for c in curve])}
-    cis = {label: np.array([[c.low for c in curve], [c.high for c in curve]])}
     plot_utils.plot_sample_efficiency_curve(
         steps / scale,
-        points,
-        cis,
+        *_estimates(label, curve),
         algorithms=[label],
         ax=ax,
         xlabel=f"Agent steps (in {unit}; x4 emulator frames)",

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.evaluation.curves import NATURE_EVAL_FILE as PAPER_FILE
+from sb3_dqn_atari.evaluation.curves import ZOO_EVAL_FILE as ZOO_FILE
 
-PAPER_FILE = "evaluations_nature.npz"
-ZOO_FILE = "evaluations.npz"
-TRIAL_FILE = "trial.json"  # sb3_dqn_atari.sweep.spec.TRIAL_FILE (not imported: the sweep needs Ray)
+TRIAL_FILE = "trial.json"  # sb3_dqn_atari.sweep.spec.TRIAL_FILE (not imported: sweep is a sibling feature)
 #: where each score comes from, as the report states it
 SOURCES = {
     "paper": "paper protocol (Mnih et al. 2015): eps=0.05, 1-30 no-op starts, raw score over all lives, 5-min cap",
@@ -62,16 +62,9 @@ class Skipped:
     why: str
 
 
-@dataclass
-class _Evaluations:
-    source: str
-    timesteps: np.ndarray
-    scores: np.ndarray
-    episodes: int
-
-
-def read_evaluations(path: Path) -> _Evaluations | None:
-    """The evaluations in ``path`` (an npz of SB3's or our evaluation callback), or ``None`` if it has none."""
+def read_evaluations(path: Path) -> Run | None:
+    """The evaluations in ``path`` (an npz of SB3's or our evaluation callback) as the run of its folder, its env id
+    and seed not known yet (``""``, ``None``: the caller sets them); ``None`` if it holds no evaluation."""
     try:
         with np.load(path, allow_pickle=False) as data:
             timesteps = np.asarray(data["timesteps"], dtype=np.int64).reshape(-1)
@@ -84,10 +77,10 @@ def read_evaluations(path: Path) -> _Evaluations | None:
     if results.shape[1] == 0 or not np.all(np.isfinite(results)):
         raise UserError(f"{path} holds evaluations without finite episode scores; remove it or fix it")
     source = "paper" if path.name == PAPER_FILE else "zoo"
-    return _Evaluations(source, timesteps, results.mean(axis=1), int(results.shape[1]))
+    return Run(path.parent, "", None, source, timesteps, results.mean(axis=1), int(results.shape[1]))
 
 
-def _best_evaluations(folder: Path) -> _Evaluations | None:
+def _best_evaluations(folder: Path) -> Run | None:
     """The paper-protocol evaluations of a run folder, else SB3's, else ``None``."""
     for name in (PAPER_FILE, ZOO_FILE):
         if (folder / name).is_file():
@@ -101,8 +94,7 @@ def _zoo_args(run: Path) -> dict[str, Any]:
     """rl-zoo3's ``args.yml`` of a run folder: in ``<run>/<env id>/`` (rl-zoo3) or in the run folder itself."""
     from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 
-    candidates = [run / "args.yml", *sorted(run.glob("*/args.yml"))]
-    for path in candidates:
+    for path in [run / "args.yml", *sorted(run.glob("*/args.yml"))]:
         if path.is_file():
             return read_yaml_mapping(path)
     return {}
@@ -123,9 +115,7 @@ def read_zoo_run(folder: Path) -> Run | Skipped:
         return Skipped(folder, "no args.yml naming its env (not an rl-zoo3 run folder)")
     if (folder / "checkpoints").is_dir() and not (folder / f"{env_id}.zip").is_file():
         return Skipped(folder, "interrupted: exact checkpoints but no final model (resumed in another run folder?)")
-    seed = _seed(args.get("seed"))
-    e = evaluations
-    return Run(folder, env_id, seed, e.source, e.timesteps, e.scores, e.episodes)
+    return replace(evaluations, env_id=env_id, seed=_seed(args.get("seed")))
 
 
 def read_trial(folder: Path) -> Run | Skipped:
@@ -142,8 +132,8 @@ def read_trial(folder: Path) -> Run | Skipped:
     found = [e for e in (_best_evaluations(p) for p in attempts) if e is not None and e.source == "paper"]
     if not found:
         return Skipped(folder, f"finished trial without {PAPER_FILE}")
-    e = max(found, key=lambda x: (int(x.timesteps[-1]), len(x.timesteps)))
-    return Run(folder, env_id, seed, e.source, e.timesteps, e.scores, e.episodes)
+    longest = max(found, key=lambda x: (x.final_step, len(x.timesteps)))
+    return replace(longest, path=folder, env_id=env_id, seed=seed)
 
 
 def find_runs(paths: list[str | Path]) -> tuple[list[Run], list[Skipped]]:

@@ -7,6 +7,8 @@ import argparse
 import sys
 
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
+from sb3_dqn_atari.common.errors import command_main
+from sb3_dqn_atari.sweep.engine import sweep_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,12 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from sb3_dqn_atari.common.errors import run_cli
-    from sb3_dqn_atari.sweep.engine import sweep_command
-
-    return run_cli(lambda: sweep_command(**vars(args)))
+main = command_main(build_parser().parse_args, lambda args: sweep_command(**vars(args)))
 
 
 if __name__ == "__main__":

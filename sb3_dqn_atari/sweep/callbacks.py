@@ -34,10 +34,7 @@ def report_to_tune(metrics: dict[str, Any], checkpoint: Path | None = None) -> b
         return False
     from ray import tune
 
-    if checkpoint is None:
-        tune.report(metrics)
-    else:
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint)))
+    tune.report(metrics, checkpoint=None if checkpoint is None else tune.Checkpoint.from_directory(str(checkpoint)))
     return True
 
 
@@ -57,7 +54,7 @@ class TuneEvalCallback(NatureEvalCallback):
     def metrics(self) -> dict[str, Any]:
         """What the trial reports: the step count, and the latest paper-protocol evaluation."""
         # The same first keys in every report, NaN before the first evaluation: Tune's table shows the first four.
-        last = self.results[-1] if self.results else None
+        last = self.last_result
         hns = None if last is None else last.human_normalized
         found: dict[str, Any] = {
             "timesteps": int(self.model.num_timesteps),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sb3_dqn_atari.common.errors import UserError
+from sb3_dqn_atari.common.errors import UserError, one_line
 from sb3_dqn_atari.sweep.spec import (
     SweepSpec,
     create_sweep,
@@ -46,17 +46,11 @@ class TrialOutcome:
     """How one trial ended: ``done``, ``error`` (after its retries), ``unfinished`` (stopped: resume the sweep)
     or ``pending`` (not started)."""
 
-    env_id: str
-    seed: int
+    name: str
     status: str
-    folder: Path
     attempts: int
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return trial_name(self.env_id, self.seed)
 
 
 def connect(address: str | None = None) -> None:
@@ -76,7 +70,7 @@ def connect(address: str | None = None) -> None:
         ray.init(address=address)
     except ConnectionError as exc:
         raise UserError(
-            f"cannot connect to the Ray cluster at {address} ({' '.join(str(exc).split())[:160]}); is it running "
+            f"cannot connect to the Ray cluster at {address} ({one_line(str(exc), 160)}); is it running "
             "(ray start --head)? With token authentication (the default of ray start), set RAY_AUTH_MODE=token"
         ) from None
 
@@ -104,7 +98,7 @@ def _tuner(spec: SweepSpec, resume: bool, verbose: int) -> Any:
     from sb3_dqn_atari.sweep.trial import train_trial
 
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, spec=spec.to_json()),
+        tune.with_parameters(train_trial, sweep=spec),
         {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial},
     )
     if resume:
@@ -128,18 +122,15 @@ def _tuner(spec: SweepSpec, resume: bool, verbose: int) -> Any:
 
 
 def _outcome(spec: SweepSpec, env_id: str, seed: int, result: Any) -> TrialOutcome:
-    folder = spec.trial_folder(env_id, seed)
+    name, folder = trial_name(env_id, seed), spec.trial_folder(env_id, seed)
     attempts = len(read_attempts(folder))
-    if attempts == 0:
-        return TrialOutcome(env_id, seed, "pending", folder, attempts)
-    if result is None or isinstance(result.error, FileNotFoundError):  # never reported anything
-        return TrialOutcome(env_id, seed, "unfinished", folder, attempts)
+    if attempts == 0 or result is None or isinstance(result.error, FileNotFoundError):  # never reported anything
+        return TrialOutcome(name, "unfinished" if attempts else "pending", attempts)
     metrics = dict(result.metrics or {})
     if result.error is not None:
-        error = " ".join(str(result.error).split())[:300]
-        return TrialOutcome(env_id, seed, "error", folder, attempts, metrics, error)
+        return TrialOutcome(name, "error", attempts, metrics, one_line(str(result.error)))
     done = bool(metrics.get("done")) or _finished(spec, env_id, folder, metrics)
-    return TrialOutcome(env_id, seed, "done" if done else "unfinished", folder, attempts, metrics)
+    return TrialOutcome(name, "done" if done else "unfinished", attempts, metrics)
 
 
 def _finished(spec: SweepSpec, env_id: str, folder: Path, metrics: dict[str, Any]) -> bool:

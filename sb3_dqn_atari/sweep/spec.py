@@ -49,23 +49,18 @@ _ATARI_SUFFIX = "NoFrameskip-v4"
 
 
 # ------------------------------------------------------------------------------------------------ games
-def _registry() -> Any:
-    import ale_py
-    import gymnasium as gym
-
-    gym.register_envs(ale_py)
-    return gym.registry
-
-
 def env_id_for(game: str) -> str:
     """The env id to train on for ``game``: a registered env id as is (``PongNoFrameskip-v4``, ``CartPole-v1``),
     else an Atari game's short name or ROM id, in any case (``Pong``, ``SpaceInvaders``, ``space_invaders``,
     ``ms_pacman``) as its ``<Name>NoFrameskip-v4`` id (the paper's emulator settings)."""
-    registry = _registry()
-    if game in registry:
+    import ale_py
+    import gymnasium as gym
+
+    gym.register_envs(ale_py)
+    if game in gym.registry:
         return game
     key = game.lower().replace("_", "").replace(" ", "")
-    for env_id in registry:
+    for env_id in gym.registry:
         name = env_id[: -len(_ATARI_SUFFIX)] if env_id.endswith(_ATARI_SUFFIX) else ""
         if name.lower() == key and "-ram" not in env_id and "Deterministic" not in env_id:
             return str(env_id)
@@ -172,11 +167,14 @@ class SweepSpec:
         """The trial's rl-zoo3 ``callback`` hyperparameter: the yml's (or ``-params callback:``'s) callbacks but
         those in :data:`REPLACED_CALLBACKS`, then the paper-protocol evaluation and the checkpoints reported to
         Tune (in that order: at the end of training the evaluation runs before the last checkpoint)."""
-        given = [p for p in self.params if _param_key(p) == "callback"]
-        if given:
-            base = ast.literal_eval(given[-1].split(":", 1)[1])
-        else:
-            base = read_section(self.conf, env_id).get("callback")
+        given = [p.split(":", 1)[1] for p in self.params if _param_key(p) == "callback"]
+        try:
+            base = ast.literal_eval(given[-1]) if given else read_section(self.conf, env_id).get("callback")
+        except (ValueError, SyntaxError):
+            raise UserError(
+                f"-params {'callback:' + given[-1]!r}: a sweep reads callback as a Python literal (a list of names or "
+                "{name: kwargs} dicts)"
+            ) from None
         kept = [c for c in _listed(base) if _callback_name(c) not in REPLACED_CALLBACKS]
         budget = self.budget(env_id)
         eval_freq = self.eval_freq or min(PAPER_EVAL_FREQ, budget)
@@ -202,14 +200,7 @@ class SweepSpec:
         params = [p for p in self.params if _param_key(p) != "callback"]
         return [*argv, "-params", *params, f"callback:{self.callbacks(env_id)!r}"]
 
-    # ------------------------------------------------------------------------------------------- files
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SweepSpec:
-        return cls(**data)
-
+    # ------------------------------------------------------------------------------------------- checks
     def check(self) -> None:
         """Everything a trial would fail on at once, checked before Ray starts (one :class:`UserError`)."""
         if not self.env_ids or not self.seeds:
@@ -229,20 +220,11 @@ class SweepSpec:
         for param in self.params:
             if ":" not in param:
                 raise UserError(f"-params {param!r}: write key:value, as for rl-zoo3")
-        for param in self.params:
-            if _param_key(param) == "callback":
-                try:
-                    ast.literal_eval(param.split(":", 1)[1])
-                except (ValueError, SyntaxError):
-                    raise UserError(
-                        f"-params {param!r}: a sweep reads callback as a Python literal (a list of names or "
-                        "{name: kwargs} dicts)"
-                    ) from None
         from sb3_dqn_atari.atari.protocols import atari_game
 
         for env_id in self.env_ids:
             atari_game(env_id)  # trials are evaluated with the paper's protocol: Atari only
-            self.callbacks(env_id)  # reads the yml section and the budget of every env
+            self.callbacks(env_id)  # reads the yml section, the budget of every env and -params callback:
 
 
 def trial_name(env_id: str, seed: int) -> str:
@@ -263,7 +245,7 @@ def create_sweep(spec: SweepSpec, conf: str | Path) -> None:
     try:
         shutil.copyfile(conf, spec.conf)
         spec.check()
-        (spec.path / SPEC_FILE).write_text(json.dumps(spec.to_json(), indent=1) + "\n")
+        (spec.path / SPEC_FILE).write_text(json.dumps(asdict(spec), indent=1) + "\n")
     except BaseException:
         shutil.rmtree(spec.path, ignore_errors=True)
         raise
@@ -273,8 +255,7 @@ def load_sweep(folder: str | Path) -> SweepSpec:
     """The :class:`SweepSpec` of an existing sweep folder (``--resume``)."""
     path = Path(folder).resolve()
     try:
-        data = json.loads((path / SPEC_FILE).read_text())
-        spec = SweepSpec.from_json(data)
+        spec = SweepSpec(**json.loads((path / SPEC_FILE).read_text()))
     except FileNotFoundError:
         raise UserError(f"{path} is not a sweep folder (no {SPEC_FILE}); check -f and --name") from None
     except (OSError, ValueError, TypeError) as exc:

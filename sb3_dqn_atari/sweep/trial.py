@@ -59,14 +59,13 @@ def _start_attempt(folder: Path, spec: SweepSpec, env_id: str, seed: int, argv: 
         os.fsync(f.fileno())
 
 
-def train_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
-    """Ray Tune's function trainable: ``config`` holds ``env_id`` and ``seed``, ``spec`` the sweep's settings
-    (:meth:`SweepSpec.to_json`, bound with ``tune.with_parameters``). The train command's output goes to
-    ``stdout.log``/``stderr.log`` in the trial folder (Tune's table shows the progress)."""
+def train_trial(config: dict[str, Any], sweep: SweepSpec) -> None:
+    """Ray Tune's function trainable: ``config`` holds ``env_id`` and ``seed``, ``sweep`` the sweep (bound with
+    ``tune.with_parameters``). The train command's output goes to ``stdout.log``/``stderr.log`` in the trial folder
+    (Tune's table shows the progress)."""
     import sb3_dqn_atari.zoo  # noqa: F401  (registers NatureDQN as rl-zoo3's "dqn")
     from sb3_dqn_atari.checkpoint import zoo_train as train_main
 
-    sweep = SweepSpec.from_json(spec)
     env_id, seed = str(config["env_id"]), int(config["seed"])
     folder = sweep.trial_folder(env_id, seed)
     folder.mkdir(parents=True, exist_ok=True)
