@@ -1,8 +1,4 @@
-"""Learning curves from rl-zoo3 run folders, to PNG.
-
-::
-
-    python -m sb3_dqn_atari.plot LOGDIR... [-o curve.png] [--window 100] [--band minmax|std]
+"""The learning curves ``python -m sb3_dqn_atari.plot`` draws (:mod:`sb3_dqn_atari.plot` for its arguments).
 
 Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a folder of run folders
 (``logs/dqn``). Plotted, per game (one column each):
