@@ -659,4 +659,6 @@ def test_plot_user_errors(tmp_path: Path, capsys: Any) -> None:
     assert main([str(tmp_path / "r_1"), "-o", str(tmp_path / "no" / "c.png")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("error: ") for e in errors)
+    missing = tmp_path / "no"
+    assert errors[2] == f"error: cannot write the plot {missing / 'c.png'}: the folder {missing} does not exist"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r_1"]

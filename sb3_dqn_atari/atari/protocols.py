@@ -78,6 +78,16 @@ def atari_game(env_id: str) -> str:
     return str(spec.kwargs["game"])
 
 
+def game_or_none(env_id: str) -> str | None:
+    """The Atari game of ``env_id``, None for another env (or a ``module:Env`` id, which gymnasium would import)."""
+    if ":" in env_id:
+        return None
+    try:
+        return atari_game(env_id)
+    except UserError:
+        return None
+
+
 # ------------------------------------------------------------------------------------------------- env pieces
 
 

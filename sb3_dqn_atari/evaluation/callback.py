@@ -21,7 +21,7 @@ from sb3_dqn_atari.atari.protocols import ProtocolEnv, get_protocol, make_eval_e
 from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, sb3_atari_spec
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 from sb3_dqn_atari.common.files import atomic_write_bytes
-from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, EvalResult, evaluate_policy_protocol
+from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, EvalResult, evaluate_policy_protocol, greedy
 
 # ---------------------------------------------------------------------------------------------- the callback
 
@@ -148,17 +148,13 @@ class NatureEvalCallback(EventCallback):
             spec=training_preprocessing(self.training_env),
         )
 
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        action, _ = self.model.predict(obs, deterministic=True)
-        return np.asarray(action)
-
     def _on_step(self) -> bool:
         if self.num_timesteps // self.eval_freq <= self._evals_done:
             return True
         self._evals_done = self.num_timesteps // self.eval_freq
         assert self._env is not None
         result = evaluate_policy_protocol(
-            self._act,
+            greedy(self.model),
             protocol=self.protocol,
             episodes=self.n_eval_episodes,
             seed=self.seed + len(self.results),  # evaluation k: seed + k (see the class docstring)
@@ -194,57 +190,47 @@ class NatureEvalCallback(EventCallback):
         assert self.log_path is not None
         frame_skip = get_protocol(self.protocol).frame_skip
         timesteps = np.array(self.timesteps, dtype=np.int64)
-        hns = [r.human_normalized for r in self.results]
-        arrays = {
-            "timesteps": timesteps,
-            "frames": timesteps * frame_skip,
-            "results": np.array([[e.score for e in r.episodes] for r in self.results], dtype=np.float64),
-            "ep_lengths": np.array([[e.steps for e in r.episodes] for r in self.results], dtype=np.int64),
-            "ep_frames": np.array([[e.frames for e in r.episodes] for r in self.results], dtype=np.int64),
-            "noops": np.array([[e.noops for e in r.episodes] for r in self.results], dtype=np.int64),
-            "human_normalized": np.array([math.nan if h is None else h for h in hns], dtype=np.float64),
-            "protocol": np.array(self.protocol),
-            "epsilon": np.array(self.epsilon),
-            "seeds": np.array([r.seed for r in self.results], dtype=np.int64),
-        }
+
+        def per_episode(field: str, dtype: type) -> np.ndarray:
+            return np.array([[getattr(e, field) for e in r.episodes] for r in self.results], dtype=dtype)
+
+        hns = [math.nan if r.human_normalized is None else r.human_normalized for r in self.results]
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        atomic_write_bytes(self.log_path / f"{self.file_stem}.npz", buffer.getvalue())
-        text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(
-            [
-                "timesteps",
-                "frames",
-                "mean",
-                "std",
-                "median",
-                "min",
-                "max",
-                "human_normalized",
-                "n_episodes",
-                "protocol",
-                "epsilon",
-                "seed",
-            ]
+        np.savez(
+            buffer,
+            timesteps=timesteps,
+            frames=timesteps * frame_skip,
+            results=per_episode("score", np.float64),
+            ep_lengths=per_episode("steps", np.int64),
+            ep_frames=per_episode("frames", np.int64),
+            noops=per_episode("noops", np.int64),
+            human_normalized=np.array(hns, dtype=np.float64),
+            protocol=np.array(self.protocol),
+            epsilon=np.array(self.epsilon),
+            seeds=np.array([r.seed for r in self.results], dtype=np.int64),
         )
-        for step, r, h in zip(self.timesteps, self.results, hns, strict=True):
-            writer.writerow(
-                [
-                    step,
-                    step * frame_skip,
-                    r.mean,
-                    r.std,
-                    r.median,
-                    r.min,
-                    r.max,
-                    "" if h is None else h,
-                    len(r.episodes),
-                    self.protocol,
-                    self.epsilon,
-                    r.seed,
-                ]
-            )
+        atomic_write_bytes(self.log_path / f"{self.file_stem}.npz", buffer.getvalue())
+        rows = [
+            {
+                "timesteps": step,
+                "frames": step * frame_skip,
+                "mean": r.mean,
+                "std": r.std,
+                "median": r.median,
+                "min": r.min,
+                "max": r.max,
+                "human_normalized": "" if r.human_normalized is None else r.human_normalized,
+                "n_episodes": len(r.episodes),
+                "protocol": self.protocol,
+                "epsilon": self.epsilon,
+                "seed": r.seed,
+            }
+            for step, r in zip(self.timesteps, self.results, strict=True)
+        ]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
         atomic_write_bytes(self.log_path / f"{self.file_stem}.csv", text.getvalue().encode())
 
     def _on_training_end(self) -> None:

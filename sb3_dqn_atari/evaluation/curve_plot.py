@@ -4,7 +4,6 @@ below, one column per game, the paper's scores as lines), and ``python -m sb3_dq
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from sb3_dqn_atari.evaluation.curves import (
     load_run,
     smooth,
 )
+from sb3_dqn_atari.evaluation.report import check_output
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -30,16 +30,12 @@ if TYPE_CHECKING:
     from sb3_dqn_atari.evaluation.scores import PaperScores
 
 
-def _game_row(env_id: str | None) -> PaperScores | None:
-    if env_id is None or ":" in env_id:  # module:Env-v0 would make gymnasium import the module: not an ALE id
-        return None
-    try:
-        from sb3_dqn_atari.atari.protocols import atari_game
-        from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
+def _game_row(env_id: str) -> PaperScores | None:
+    from sb3_dqn_atari.atari.protocols import game_or_none
+    from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
 
-        return PAPER_SCORES.get(atari_game(env_id))
-    except UserError:
-        return None
+    game = game_or_none(env_id)
+    return None if game is None else PAPER_SCORES.get(game)
 
 
 def _millions(value: float, _pos: object = None) -> str:
@@ -81,7 +77,7 @@ def plot_runs(
         ax_train.set_title(
             f"{env_id}: training score (raw, full games){'' if len(members) == 1 else f', {len(members)} runs'}"
         )
-        _draw_evaluations(ax_eval, members, band, band_name, _game_row(None if env_id == "unknown env" else env_id))
+        _draw_evaluations(ax_eval, members, band, band_name, _game_row(env_id))
         ax_eval.set_title(f"{env_id}: evaluation score")
         for ax in (ax_train, ax_eval):
             _agent_step_axes(ax)
@@ -172,11 +168,7 @@ def plot_command(args: argparse.Namespace) -> int:
     out: Path = args.output
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the output is a PNG; name it *.png")
-    parent = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise UserError(f"cannot write {out}: it is a folder")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write {out}: {parent} is not a writable folder")
+    check_output(out, "the plot")
     runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
     if not any(r.train_raw is not None or r.evals for r in runs):
         raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")

@@ -1,8 +1,4 @@
-"""Learning curves from rl-zoo3 run folders, to PNG.
-
-::
-
-    python -m sb3_dqn_atari.plot LOGDIR... [-o curve.png] [--window 100] [--band minmax|std]
+"""The learning curves ``python -m sb3_dqn_atari.plot`` draws (:mod:`sb3_dqn_atari.plot` for its arguments).
 
 Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a folder of run folders
 (``logs/dqn``). Plotted, per game (one column each):
@@ -113,7 +109,6 @@ def read_monitor(run_dir: Path) -> tuple[np.ndarray, np.ndarray, str | None] | N
     """Episode scores and cumulative emulator frames at each episode's end, in time order, from every
     Monitor file of ``run_dir`` (several with ``n_envs > 1``; SB3's ``load_results``); None when there is none or
     it is empty."""
-    import pandas as pd
     from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
 
     try:
@@ -123,18 +118,8 @@ def read_monitor(run_dir: Path) -> tuple[np.ndarray, np.ndarray, str | None] | N
         scores, lengths = data["r"].to_numpy(dtype=np.float64), data["l"].to_numpy(dtype=np.float64)
     except LoadMonitorResultsError:
         return None
-    except (
-        AssertionError,
-        IndexError,
-        KeyError,
-        ValueError,
-        TypeError,
-        OverflowError,
-        RecursionError,
-        UnicodeDecodeError,
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-    ) as exc:
+    # pandas' ParserError and EmptyDataError, and UnicodeDecodeError, are ValueErrors
+    except (AssertionError, IndexError, KeyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise UserError(
             f"{run_dir}: a Monitor file ({MONITOR_GLOB}) is not a readable SB3 Monitor file ({exc.__class__.__name__})"
         ) from exc
@@ -206,12 +191,9 @@ def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
     """Trailing moving average over ``window`` points (fewer at the start)."""
-    if window <= 1 or len(y) == 0:
-        return y.astype(np.float64)
-    csum = np.concatenate([[0.0], np.cumsum(y, dtype=np.float64)])
-    idx = np.arange(1, len(y) + 1)
-    start = np.maximum(idx - window, 0)
-    return (csum[idx] - csum[start]) / (idx - start)
+    import pandas as pd
+
+    return pd.Series(y, dtype=np.float64).rolling(max(window, 1), min_periods=1).mean().to_numpy()
 
 
 def aggregate(curves: Sequence[Curve], band: str = "minmax", grid: np.ndarray | None = None) -> Curve | None:

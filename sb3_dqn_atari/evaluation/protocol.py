@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from sb3_dqn_atari.atari.envs import EpisodeResult
 from sb3_dqn_atari.atari.protocols import EvalEnvInfo, ProtocolEnv, make_eval_env
-from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec
 from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
 from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores, human_normalized_score
 
@@ -154,6 +152,11 @@ def _play_episode(
     )
 
 
+def greedy(model: Any) -> ActFn:
+    """An SB3 model's greedy policy (``predict(deterministic=True)``): the protocol adds its own ε."""
+    return lambda obs: np.asarray(model.predict(obs, deterministic=True)[0])
+
+
 def evaluate_policy_protocol(
     act_fn: ActFn,
     env_id: str | None = None,
@@ -163,14 +166,11 @@ def evaluate_policy_protocol(
     epsilon: float = EVAL_EPSILON,
     *,
     env: ProtocolEnv | None = None,
-    n_actions: int | None = None,
-    obs_shape: Sequence[int] | None = None,
     max_episode_frames: int = EVAL_MAX_FRAMES,
-    raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
-    spec: PreprocessingSpec = NATURE_SPEC,
     on_episode: Callable[[int, EpisodeResult], None] | None = None,
     first_episode_frames: Callable[[np.ndarray], None] | None = None,
     progress: bool = False,
+    partial_on_interrupt: bool = False,
 ) -> EvalResult:
     """Play ``episodes`` episodes of the protocol with ε-greedy over ``act_fn`` and score them.
 
@@ -182,30 +182,22 @@ def evaluate_policy_protocol(
     independent stream spawned from ``seed``. The same seed and policy give the same numbers.
 
     :param act_fn: maps a batch ``(1, *obs_shape)`` of uint8 observations to its greedy action(s).
-    :param env_id: the game (any registered ALE id of it); with ``protocol``, ``n_actions``, ``obs_shape``,
-        ``max_episode_frames``, ``raw_wrapper`` and ``spec`` (the model's preprocessing), passed to
+    :param env_id: the game (any registered ALE id of it); with ``protocol`` and ``max_episode_frames``, passed to
         :func:`make_eval_env` (the env is closed at the end).
     :param env: an env from :func:`make_eval_env` to use instead (left open; the callback reuses one); the
         env-building arguments are then ignored.
-    :param on_episode: called with ``(index, result)`` after each episode (progress, partial results on ^C).
+    :param on_episode: called with ``(index, result)`` after each episode (progress, a video finished).
     :param first_episode_frames: receives every raw RGB screen of the first episode (a video).
     :param progress: show a tqdm bar on stderr.
-    :return: an :class:`EvalResult`; raises what ``act_fn`` raises, KeyboardInterrupt included.
+    :param partial_on_interrupt: Ctrl-C (KeyboardInterrupt) ends the episodes: the result holds those done so far,
+        ``interrupted`` set. Otherwise it propagates.
+    :return: an :class:`EvalResult`; raises what ``act_fn`` raises.
     """
     own_env = env is None
     if env is None:
         if env_id is None:
             raise ValueError("pass env_id or env")
-        env = make_eval_env(
-            env_id,
-            protocol,
-            seed,
-            n_actions=n_actions,
-            obs_shape=obs_shape,
-            max_episode_frames=max_episode_frames,
-            raw_wrapper=raw_wrapper,
-            spec=spec,
-        )
+        env = make_eval_env(env_id, protocol, seed, max_episode_frames=max_episode_frames)
     info = env.eval_info
     eps_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
     result = EvalResult(
@@ -231,6 +223,10 @@ def evaluate_policy_protocol(
             if bar is not None:
                 bar.set_postfix(last=episode.score, mean=result.mean, refresh=False)
                 bar.update(1)
+    except KeyboardInterrupt:
+        if not partial_on_interrupt:
+            raise
+        result.interrupted = True
     finally:
         env.tap.sink = None
         if bar is not None:

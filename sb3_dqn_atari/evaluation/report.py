@@ -10,24 +10,18 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sb3_dqn_atari.atari.protocols import ProtocolEnv, atari_game, make_eval_env
+from sb3_dqn_atari.atari.protocols import ProtocolEnv, game_or_none, make_eval_env
 from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, spec_from_config
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.errors import EXIT_INTERRUPTED, UserError
 from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes
-from sb3_dqn_atari.evaluation.protocol import (
-    EpisodeResult,
-    EvalResult,
-    evaluate_policy_protocol,
-    protocol_settings,
-)
+from sb3_dqn_atari.evaluation.protocol import ActFn, EpisodeResult, EvalResult, evaluate_policy_protocol, greedy
 
 #: The emulator runs at 60 Hz; the video shows every frame in real time.
 VIDEO_FPS = 60
@@ -37,7 +31,7 @@ VIDEO_FPS = 60
 class Agent:
     """What the evaluation needs from a model, whatever its format."""
 
-    act: Callable[[np.ndarray], Any]
+    act: ActFn
     n_actions: int
     obs_shape: tuple[int, ...]
     env_id: str | None
@@ -104,15 +98,11 @@ def load_for_evaluation(
     if shape is None:
         raise UserError(f"{source.zip_path} has an observation space without a shape ({sb3_model.observation_space})")
 
-    def act(obs: np.ndarray) -> np.ndarray:
-        action, _ = sb3_model.predict(obs, deterministic=True)
-        return np.asarray(action)
-
     image = len(shape) == 3 and sb3_model.observation_space.dtype == np.uint8
     spec, _, notes = spec_from_config(tuple(shape), image, True, source.hyperparams, preprocessing)
 
     return Agent(
-        act=act,
+        act=greedy(sb3_model),
         n_actions=int(sb3_model.action_space.n),
         obs_shape=tuple(int(s) for s in shape),
         env_id=source.env_id,
@@ -122,7 +112,7 @@ def load_for_evaluation(
     )
 
 
-def _check_output(path: Path | None, what: str) -> None:
+def check_output(path: Path | None, what: str) -> None:
     """Fail early (before any episode) when ``path`` cannot be written."""
     if path is None:
         return
@@ -133,10 +123,6 @@ def _check_output(path: Path | None, what: str) -> None:
         raise UserError(f"cannot write {what} {path}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"cannot write {what} {path}: permission denied")
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
 def format_report(result: EvalResult) -> str:
@@ -167,7 +153,7 @@ def format_report(result: EvalResult) -> str:
         lines.append(f"human-normalised: n/a ({result.game} is not in the paper's table)")
     else:
         lines.append(
-            f"human-normalised: {_fmt(result.human_normalized)}%  "
+            f"human-normalised: {paper.normalize(result.mean):,.1f}%  "
             f"(paper's random {paper.random:g}, human {paper.human:g})"
         )
         lines.append(
@@ -186,14 +172,6 @@ def results_json(result: EvalResult, model: str, when: datetime.datetime) -> byt
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
 
 
-def game_or_none(env_id: str) -> str | None:
-    """The Atari game of ``env_id``, None for another env."""
-    try:
-        return atari_game(env_id)
-    except UserError:
-        return None
-
-
 def _check_args(args: argparse.Namespace) -> None:
     """The evaluate command's arguments and outputs, checked before the (slow) load."""
     if args.episodes <= 0:
@@ -202,8 +180,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--epsilon must be within [0, 1]")
     if args.max_frames <= 0:
         raise UserError("--max-frames must be positive")
-    _check_output(args.output, "the results file")
-    _check_output(args.video, "the video")
+    check_output(args.output, "the results file")
+    check_output(args.video, "the video")
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
 
@@ -235,48 +213,54 @@ def _protocol_env(args: argparse.Namespace, agent: Agent) -> ProtocolEnv:
     return env
 
 
-def _play(
-    args: argparse.Namespace, agent: Agent, env: ProtocolEnv, video: Mp4Writer | None, done: list[EpisodeResult]
-) -> tuple[EvalResult, bool]:
-    """The episodes (each appended to ``done``; the first one's frames to ``video``), and whether Ctrl-C cut them
-    short (then the result holds the episodes done so far). Closes the env."""
+def evaluate_to_files(
+    act_fn: ActFn,
+    env: ProtocolEnv,
+    output: Path,
+    model: str,
+    *,
+    episodes: int,
+    seed: int,
+    epsilon: float,
+    video: Path | None = None,
+    video_frames: int | None = None,
+    progress: bool = True,
+    partial_on_interrupt: bool = False,
+) -> EvalResult:
+    """The protocol's episodes on ``env`` (:func:`evaluate_policy_protocol`; the env is closed at the end), written
+    to ``output`` (:func:`results_json` of ``model``, atomically, once an episode finished), and the first episode's
+    raw screens (at most ``video_frames``) to the MP4 ``video`` at the emulator's rate, kept once that episode
+    ended (nothing is left of it otherwise). ``partial_on_interrupt``: Ctrl-C keeps the episodes done so far."""
+    writer = Mp4Writer(video, VIDEO_FPS) if video is not None else None
 
-    def on_episode(index: int, episode: EpisodeResult) -> None:
-        done.append(episode)
-        if index == 0 and video is not None:
-            video.finish()
+    def record(frame: np.ndarray) -> None:
+        if writer is not None and (video_frames is None or writer.frames < video_frames):
+            writer(frame)
 
+    def on_episode(index: int, _episode: EpisodeResult) -> None:
+        if index == 0 and writer is not None:
+            writer.finish()
+
+    started = datetime.datetime.now()
     try:
         result = evaluate_policy_protocol(
-            agent.act,
-            protocol=args.protocol,
-            episodes=args.episodes,
-            seed=args.seed,
-            epsilon=args.epsilon,
+            act_fn,
+            episodes=episodes,
+            seed=seed,
+            epsilon=epsilon,
             env=env,
             on_episode=on_episode,
-            first_episode_frames=video,
-            progress=not args.no_progress,
+            first_episode_frames=record if writer is not None else None,
+            progress=progress,
+            partial_on_interrupt=partial_on_interrupt,
         )
-        return result, False
-    except KeyboardInterrupt:
-        info = env.eval_info
-        result = EvalResult(
-            env_id=info.env_id,
-            game=info.game,
-            protocol=info.protocol.name,
-            epsilon=args.epsilon,
-            seed=args.seed,
-            settings=protocol_settings(info),
-            episodes=list(done),
-            interrupted=True,
-        )
-        print("\ninterrupted: reporting the episodes done so far", file=sys.stderr)
-        return result, True
     finally:
-        if video is not None:
-            video.abort()  # removes the temp file when the first episode did not finish; no-op after finish()
+        if writer is not None:
+            writer.abort()  # removes the temp file when the first episode did not finish; no-op after finish()
         env.close()
+    if result.episodes:  # written before anything is printed: a closed stdout (| head) cannot lose them
+        atomic_write_bytes(output, results_json(result, model, started))
+    return result
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
@@ -287,16 +271,23 @@ def evaluate_command(args: argparse.Namespace) -> int:
     agent = load_for_evaluation(
         args.model, args.env, args.device, args.threads, args.trust_remote_code, args.preprocessing
     )
-    env = _protocol_env(args, agent)
-    video = Mp4Writer(args.video, VIDEO_FPS) if args.video is not None else None
-    done: list[EpisodeResult] = []
-    started = datetime.datetime.now()
-    result, interrupted = _play(args, agent, env, video, done)
-    if result.episodes:  # written before anything is printed: a closed stdout (| head) cannot lose them
-        atomic_write_bytes(args.output, results_json(result, agent.source, started))
+    result = evaluate_to_files(
+        agent.act,
+        _protocol_env(args, agent),
+        args.output,
+        agent.source,
+        episodes=args.episodes,
+        seed=args.seed,
+        epsilon=args.epsilon,
+        video=args.video,
+        progress=not args.no_progress,
+        partial_on_interrupt=True,
+    )
+    if result.interrupted:
+        print("\ninterrupted: reporting the episodes done so far", file=sys.stderr)
     print(format_report(result))
     if result.episodes:
         print(f"wrote {args.output}")
-        if video is not None and args.video.exists() and done:
+        if args.video is not None and args.video.exists():
             print(f"wrote {args.video}")
-    return EXIT_INTERRUPTED if interrupted else 0
+    return EXIT_INTERRUPTED if result.interrupted else 0
