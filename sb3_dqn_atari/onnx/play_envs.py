@@ -90,15 +90,9 @@ class VectorPlayEnv(PlayEnv):
                 lambda o: np.concatenate(list(o), axis=-1),
                 stacked,
             )
-        self.dtype = np.dtype(dtype)
+        cast = np.dtype(dtype)  # the graph's input dtype
+        self.env = gym.wrappers.TransformObservation(self.env, lambda o: np.asarray(o).astype(cast), None)
         self._render = render_mode == "rgb_array"
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        return super().reset(seed).astype(self.dtype)
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        obs, *rest = super().step(action)
-        return (obs.astype(self.dtype), *rest)  # type: ignore[return-value]
 
     def screen(self) -> np.ndarray | None:
         frame = self.env.render() if self._render else None

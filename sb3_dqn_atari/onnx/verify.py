@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from sb3_dqn_atari.atari.envs import make_atari_env, make_env
 from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.loading import UserError
-from sb3_dqn_atari.onnx.graph import add_metadata
+from sb3_dqn_atari.onnx.graph import QValueGraph, add_metadata
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
@@ -105,16 +105,13 @@ def _in_batches(function: Callable[[np.ndarray], Any], observations: np.ndarray)
 
 
 def reference_outputs(model: BaseAlgorithm, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The PyTorch model's Q-values, through the policy's own modules (float64 for comparisons), and its own greedy
-    actions: ``model.predict(obs, deterministic=True)``."""
-    policy = model.policy
-    policy.set_training_mode(False)
-    quantile_net: Any = getattr(policy, "quantile_net", None)
-    q_net: Any = getattr(policy, "q_net", None)
+    """The PyTorch model's Q-values, through the policy's own modules as exported (:class:`QValueGraph`; float64 for
+    comparisons), and its own greedy actions: ``model.predict(obs, deterministic=True)``."""
+    model.policy.set_training_mode(False)
+    graph = QValueGraph(model.policy)
 
     def q_values(batch: np.ndarray) -> np.ndarray:
-        obs = torch.as_tensor(batch, device=policy.device)
-        return (quantile_net(obs).mean(dim=1) if quantile_net is not None else q_net(obs)).cpu().numpy()
+        return graph(torch.as_tensor(batch, device=model.policy.device))[0].cpu().numpy()
 
     with torch.no_grad():
         q = np.concatenate(_in_batches(q_values, observations)).astype(np.float64)
