@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sb3_dqn_atari.common.errors import run_cli
+from sb3_dqn_atari.common.errors import command_main
 from sb3_dqn_atari.onnx.play import DEFAULT_MAX_FRAMES, play_command
 
 
@@ -48,9 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_cli(lambda: play_command(args), "")
+main = command_main(parse_args, play_command, "")
 
 
 if __name__ == "__main__":

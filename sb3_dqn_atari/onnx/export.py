@@ -1,9 +1,4 @@
-"""Export a trained DQN agent to ONNX, verified against PyTorch at every export.
-
-::
-
-    python -m sb3_dqn_atari.export MODEL [-o exported_models/NAME.onnx] [--env ENV] [--quantize] [--overwrite]
-        [--opset N]
+"""Export a trained DQN agent to ONNX (``python -m sb3_dqn_atari.export MODEL``), verified against PyTorch every time.
 
 ``MODEL`` is an SB3 zip (:class:`~sb3_dqn_atari.NatureDQN`, SB3's ``DQN`` with ``CnnPolicy`` or ``MlpPolicy``,
 sb3-contrib's ``QRDQN``) or an rl-zoo3 run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``).
@@ -54,22 +49,24 @@ import numpy as np
 import onnx
 from gymnasium import spaces
 
-from sb3_dqn_atari.atari.envs import is_atari, make_env
+from sb3_dqn_atari.atari.envs import is_atari
 from sb3_dqn_atari.atari.spec import spec_from_config
 from sb3_dqn_atari.common.errors import arguments
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
-from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, set_metadata, torch_to_onnx
+from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
     METADATA_FORMAT,
     Q_VALUES_NAME,
     PreprocessingSpec,
+    first_line,
 )
 from sb3_dqn_atari.onnx.verify import (
     DEFAULT_ATOL,
     DEFAULT_N_RANDOM,
     DEFAULT_N_REAL,
+    Check,
     VerificationReport,
     check_env_matches,
     collect_observations,
@@ -127,17 +124,6 @@ def preprocessing_for(
     image = len(space.shape) == 3 and space.dtype == np.uint8
     atari = image and choice != "none" and is_atari(env_id)
     return spec_from_config(tuple(space.shape), image, atari, hyperparams, choice)
-
-
-def action_meanings(env_id: str, n_actions: int, env_kwargs: dict[str, Any] | None = None) -> list[str]:
-    """The ALE's action names, or ``["0", "1", ...]`` for envs without them."""
-    env = make_env(env_id, env_kwargs)
-    try:
-        getter = getattr(env.unwrapped, "get_action_meanings", None)
-        names = [str(a) for a in getter()] if getter is not None else [str(i) for i in range(n_actions)]
-    finally:
-        env.close()
-    return names
 
 
 def build_metadata(
@@ -243,17 +229,19 @@ def export_onnx(
     try:
         check_env_matches(model, venv, env_id)
         observations = collect_observations(model, venv, n_real, n_random, seed, progress)
+        getter = getattr(venv.get_attr("unwrapped")[0], "get_action_meanings", None)  # the ALE's action names
+        n_actions = int(model.action_space.n)  # type: ignore[attr-defined]
+        meanings = [str(a) for a in getter()] if getter else [str(i) for i in range(n_actions)]
     finally:
         venv.close()
-    meanings = action_meanings(env_id, int(model.action_space.n), env_kwargs)  # type: ignore[attr-defined]
     try:
         proto = torch_to_onnx(model, opset, dynamo)
     except Exception as exc:  # the exporter's many exception types: one line, not a trace
         raise UserError(
-            f"torch.onnx.export failed (opset {opset}): {exc.__class__.__name__}: {str(exc).splitlines()[0]}"
+            f"torch.onnx.export failed (opset {opset}): {exc.__class__.__name__}: {first_line(exc)}"
         ) from exc
-    set_metadata(proto, build_metadata(model, env_id, spec, frame_stack, meanings, env_kwargs, source))
-    report = save_verified(proto, out, model, observations, n_real, atol, "float32", required=True)
+    onnx.helper.set_model_props(proto, build_metadata(model, env_id, spec, frame_stack, meanings, env_kwargs, source))
+    report = save_verified(proto, out, model, observations, Check(n_real, atol))
     n_params = sum(p.numel() for p in QValueGraph(model.policy).parameters())
     result = ExportReport(
         path=out,
@@ -262,7 +250,7 @@ def export_onnx(
         opset=opset,
         n_parameters=n_params,
         size_bytes=out.stat().st_size,
-        metadata={p.key: p.value for p in onnx.load(str(out)).metadata_props},
+        metadata={p.key: p.value for p in proto.metadata_props},
         verification=report,
         notes=notes,
     )
@@ -273,12 +261,9 @@ def export_onnx(
         except Exception as exc:  # onnxruntime.quantization's own errors: one line, not a trace
             raise UserError(
                 f"{out} was written and verified, but int8 quantization failed: "
-                f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                f"{exc.__class__.__name__}: {first_line(exc)}"
             ) from exc
-        props = {p.key: p.value for p in q_proto.metadata_props}
-        props["quantization"] = "int8 dynamic (onnxruntime.quantization.quantize_dynamic, QUInt8 weights)"
-        set_metadata(q_proto, props)
-        result.quantized = save_verified(q_proto, q_out, model, observations, n_real, atol, "int8", required=False)
+        result.quantized = save_verified(q_proto, q_out, model, observations, Check(n_real, atol, "int8", False))
         result.quantized_path = q_out
         result.quantized_size_bytes = q_out.stat().st_size
     return result

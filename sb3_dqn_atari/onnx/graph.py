@@ -12,18 +12,14 @@ import warnings
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 import torch
 
 from sb3_dqn_atari.loading import UserError
-from sb3_dqn_atari.onnx.runtime import (
-    ACTION_NAME,
-    INPUT_NAME,
-    Q_VALUES_NAME,
-)
+from sb3_dqn_atari.onnx.runtime import ACTION_NAME, INPUT_NAME, Q_VALUES_NAME
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -31,6 +27,7 @@ if TYPE_CHECKING:
 
 #: Default opset: widely supported (onnxruntime >= 1.14, onnxruntime-web), and native to the torch.export exporter.
 DEFAULT_OPSET = 18
+
 
 class QValueGraph(torch.nn.Module):
     """``obs -> (q_values, greedy action)`` for DQN-family policies.
@@ -56,11 +53,8 @@ class QValueGraph(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def _quiet_exporter(verbose: bool) -> Iterator[None]:
+def _quiet_exporter() -> Iterator[None]:
     """Silence the exporter's progress prints, its torchvision notices and deprecation warnings."""
-    if verbose:
-        yield
-        return
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -74,9 +68,7 @@ def _quiet_exporter(verbose: bool) -> Iterator[None]:
             lg.setLevel(level)
 
 
-def torch_to_onnx(
-    model: BaseAlgorithm, opset: int = DEFAULT_OPSET, dynamo: bool = True, verbose: bool = False
-) -> onnx.ModelProto:
+def torch_to_onnx(model: BaseAlgorithm, opset: int = DEFAULT_OPSET, dynamo: bool = True) -> onnx.ModelProto:
     """Trace the Q-value graph with ``torch.onnx.export`` (``torch.export``-based by default), dynamic batch.
 
     The example batch has 2 observations: ``torch.export`` specialises dimensions seen as 0 or 1.
@@ -87,35 +79,27 @@ def torch_to_onnx(
     space = model.observation_space
     assert space.shape is not None and space.dtype is not None
     example = torch.as_tensor(np.stack([space.sample() for _ in range(2)]))
-    with _quiet_exporter(verbose), torch.no_grad():
+    outputs = [Q_VALUES_NAME, ACTION_NAME]
+    options: dict[str, Any] = {"input_names": [INPUT_NAME], "output_names": outputs, "opset_version": opset}
+    with _quiet_exporter(), torch.no_grad():
         if dynamo:
             program = torch.onnx.export(
                 graph,
                 (example,),
-                input_names=[INPUT_NAME],
-                output_names=[Q_VALUES_NAME, ACTION_NAME],
-                opset_version=opset,
                 dynamo=True,
                 external_data=False,
                 dynamic_shapes={"obs": {0: torch.export.Dim("batch")}},
                 optimize=True,
-                verbose=verbose,
+                verbose=False,
+                **options,
             )
             assert program is not None
             proto = program.model_proto
         else:
+            batch_axes = {name: {0: "batch"} for name in (INPUT_NAME, *outputs)}
             with tempfile.TemporaryDirectory() as tmp:
                 legacy_path = Path(tmp) / "legacy.onnx"
-                torch.onnx.export(
-                    graph,
-                    (example,),
-                    str(legacy_path),
-                    input_names=[INPUT_NAME],
-                    output_names=[Q_VALUES_NAME, ACTION_NAME],
-                    opset_version=opset,
-                    dynamo=False,
-                    dynamic_axes={INPUT_NAME: {0: "batch"}, Q_VALUES_NAME: {0: "batch"}, ACTION_NAME: {0: "batch"}},
-                )
+                torch.onnx.export(graph, (example,), legacy_path, dynamo=False, dynamic_axes=batch_axes, **options)
                 proto = onnx.load(str(legacy_path))
     # value_info entries of initializers restate their shapes; onnxruntime's quantizer transposes Gemm weights
     # and then trips over the stale entries, so keep value_info for computed tensors only.
@@ -133,12 +117,9 @@ def torch_to_onnx(
     return proto
 
 
-def set_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
-    """Replace ``proto``'s ``metadata_props`` by ``props``."""
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+def add_metadata(proto: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Set ``props`` in ``proto``'s ``metadata_props``, keeping its other entries."""
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **props})
 
 
 def package_version(package: str) -> str:
@@ -150,6 +131,7 @@ def package_version(package: str) -> str:
 
             return __version__
         return "not installed"
+
 
 def quantize(float_path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
     """int8 dynamic quantization (``quantize_dynamic``: uint8 weights, activations quantized at run time, Conv and
@@ -163,9 +145,11 @@ def quantize(float_path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
         prepared = Path(tmp) / "prepared.onnx"
         out = Path(tmp) / "int8.onnx"
         onnx.save_model(proto, str(plain))
-        with _quiet_exporter(False):
+        with _quiet_exporter():
             quant_pre_process(str(plain), str(prepared))
             quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QUInt8)
         quantized = onnx.load(str(out))
-    set_metadata(quantized, {p.key: p.value for p in proto.metadata_props})
+    onnx.helper.set_model_props(quantized, {p.key: p.value for p in proto.metadata_props})
+    how = "int8 dynamic (onnxruntime.quantization.quantize_dynamic, QUInt8 weights)"
+    add_metadata(quantized, {"quantization": how})
     return quantized

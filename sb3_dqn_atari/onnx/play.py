@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from sb3_dqn_atari.common.files import Mp4Writer
-from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError, summarize
+from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
 DEFAULT_MAX_FRAMES = 18_000
@@ -57,9 +59,10 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
     if writer is not None:
         writer.finish()
         print(f"wrote {args.video} ({writer.frames} frames)")
-    s = summarize(results)
+    scores = np.array([r.score for r in results])  # the standard deviation: the population's (np.std)
+    steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
     print(
-        f"{int(s['episodes'])} episode(s): score {s['mean']:.1f} ± {s['std']:.1f} "
-        f"(min {s['min']:g}, max {s['max']:g}); {int(s['steps'])} agent steps at {s['steps_per_second']:.0f} steps/s"
+        f"{len(results)} episode(s): score {scores.mean():.1f} ± {scores.std():.1f} (min {scores.min():g}, "
+        f"max {scores.max():g}); {steps} agent steps at {steps / seconds if seconds > 0 else float('nan'):.0f} steps/s"
     )
     return results

@@ -4,7 +4,7 @@ frame and byte for byte), :class:`VectorPlayEnv` for other envs (see :mod:`sb3_d
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,20 +14,9 @@ from sb3_dqn_atari.atari.envs import make_atari_env, make_env
 from sb3_dqn_atari.atari.spec import PlayerError, PreprocessingSpec
 
 
-class PlayEnv(Protocol):
-    """What :meth:`OnnxAgent.play` needs from an environment."""
-
-    def reset(self, seed: int | None = None) -> np.ndarray: ...
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]: ...
-
-    def screen(self) -> np.ndarray | None: ...
-
-    def close(self) -> None: ...
-
-
-class _Player:
-    """A gymnasium env behind the player's :class:`PlayEnv` interface."""
+class PlayEnv:
+    """What :meth:`OnnxAgent.play` needs from an environment: a gymnasium env whose ``reset`` gives the observation
+    alone, and its raw screens (for videos)."""
 
     env: gym.Env
 
@@ -38,11 +27,14 @@ class _Player:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return np.asarray(obs), float(reward), bool(terminated), bool(truncated), dict(info)
 
+    def screen(self) -> np.ndarray | None:
+        raise NotImplementedError
+
     def close(self) -> None:
         self.env.close()
 
 
-class AtariPlayEnv(_Player):
+class AtariPlayEnv(PlayEnv):
     """The evaluation pipeline of the model's preprocessing family (``spec``), with ``frame_stack`` frames.
 
     :param env_id: an ALE id (``*NoFrameskip-v4``; a NatureAtariWrapper spec sets others to one frame per step).
@@ -75,7 +67,7 @@ class AtariPlayEnv(_Player):
         return np.asarray(self.env.get_wrapper_attr("screen")())
 
 
-class VectorPlayEnv(_Player):
+class VectorPlayEnv(PlayEnv):
     """A gymnasium env whose observations go to the network as they are (``MlpPolicy`` agents), with
     ``VecFrameStack``'s stacking (on the last axis, oldest first) when ``frame_stack > 1``."""
 
@@ -98,15 +90,9 @@ class VectorPlayEnv(_Player):
                 lambda o: np.concatenate(list(o), axis=-1),
                 stacked,
             )
-        self.dtype = np.dtype(dtype)
+        cast = np.dtype(dtype)  # the graph's input dtype
+        self.env = gym.wrappers.TransformObservation(self.env, lambda o: np.asarray(o).astype(cast), None)
         self._render = render_mode == "rgb_array"
-
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        return super().reset(seed).astype(self.dtype)
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        obs, *rest = super().step(action)
-        return (obs.astype(self.dtype), *rest)  # type: ignore[return-value]
 
     def screen(self) -> np.ndarray | None:
         frame = self.env.render() if self._render else None

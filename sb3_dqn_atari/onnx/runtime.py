@@ -3,15 +3,10 @@
 An ``.onnx`` file written by :mod:`sb3_dqn_atari.export` carries, in its ``metadata_props``, everything needed
 to rebuild the agent's input: the env id, the action meanings, the observation shape and dtype, the frame
 stack, and the preprocessing spec (JSON, :class:`~sb3_dqn_atari.atari.spec.PreprocessingSpec`). :class:`OnnxAgent`
-reads them and :class:`AtariPlayEnv` rebuilds, in numpy and OpenCV, the evaluation pipeline of the model's family::
-
-    DummyVecEnv([NatureAtariWrapper(gym.make(env_id), terminal_on_life_loss=False, clip_reward=False)])
-    DummyVecEnv([AtariWrapper(gym.make(env_id), terminal_on_life_loss=False, clip_reward=False, **recorded)])
-    + VecFrameStack(n_stack=4) + VecTransposeImage
-
-frame for frame and byte for byte (:mod:`sb3_dqn_atari.atari.twin`; ``tests/test_export.py`` and
-``tests/test_sb3_atari.py`` check it on real ALE frames): full games, raw scores; FIRE on reset for SB3's
-AtariWrapper in games that have it.
+reads them (:class:`AgentMetadata`) and :class:`AtariPlayEnv` rebuilds the evaluation pipeline of the model's
+family (NatureAtariWrapper or SB3's AtariWrapper with ``terminal_on_life_loss=False, clip_reward=False``: full
+games, raw scores; then ``VecFrameStack`` + ``VecTransposeImage``) frame for frame and byte for byte, in numpy
+and OpenCV (:mod:`sb3_dqn_atari.atari.twin`, which says how it is checked).
 
 Actions follow the paper's ε-greedy evaluation policy: with probability ε a uniformly random action,
 otherwise the graph's greedy ``action`` output (Methods, "Evaluation procedure": ε = 0.05). ε = 0 is greedy.
@@ -32,11 +27,13 @@ from __future__ import annotations
 __all__ = [
     "ACTION_NAME", "INPUT_NAME", "METADATA_FORMAT", "NATURE_WRAPPER", "NO_WRAPPER", "Q_VALUES_NAME", "SB3_WRAPPER",
     "AgentMetadata", "AtariPlayEnv", "EpisodeResult", "OnnxAgent", "PlayEnv", "PlayerError", "PreprocessingSpec",
-    "VectorPlayEnv", "inference_session", "summarize",
+    "VectorPlayEnv", "first_line", "inference_session",
 ]
 
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +41,81 @@ import numpy as np
 import onnxruntime as ort
 
 from sb3_dqn_atari.atari.envs import EpisodeResult
+from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, NO_WRAPPER, SB3_WRAPPER, PlayerError, PreprocessingSpec
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.onnx_check import read_checked_onnx
-from sb3_dqn_atari.onnx.metadata import (
-    ACTION_NAME,
-    INPUT_NAME,
-    METADATA_FORMAT,
-    NATURE_WRAPPER,
-    NO_WRAPPER,
-    ORT_TYPE_NAMES,
-    Q_VALUES_NAME,
-    SB3_WRAPPER,
-    AgentMetadata,
-    PlayerError,
-    PreprocessingSpec,
-)
+from sb3_dqn_atari.common.trust import UntrustedError, check_env_id
 from sb3_dqn_atari.onnx.play_envs import AtariPlayEnv, PlayEnv, VectorPlayEnv
+
+#: Value of the ``format`` metadata key; bump it when the meaning of a key changes.
+METADATA_FORMAT = "sb3-dqn-atari/onnx/1"
+#: Graph input and output names.
+INPUT_NAME = "obs"
+Q_VALUES_NAME = "q_values"
+ACTION_NAME = "action"
+#: onnxruntime's names of numpy's dtypes (``NodeArg.type`` is ``tensor(<name>)``).
+ORT_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "float16", "bool": "bool"}
+
+
+@dataclass(frozen=True)
+class AgentMetadata:
+    """The ``metadata_props`` of an exported agent, parsed."""
+
+    env_id: str
+    algorithm: str
+    action_meanings: list[str]
+    observation_shape: tuple[int, ...]
+    observation_dtype: str
+    frame_stack: int
+    preprocessing: PreprocessingSpec
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_actions(self) -> int:
+        return len(self.action_meanings)
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "the model") -> AgentMetadata:
+        required = ("format", "env_id", "algorithm", "action_meanings", "observation_shape", "observation_dtype")
+        if missing := [key for key in required if key not in props]:
+            raise PlayerError(
+                f"{source} lacks the metadata {missing}: export it with `python -m sb3_dqn_atari.export MODEL`"
+            )
+        if props["format"] != METADATA_FORMAT:
+            raise PlayerError(f"{source} has metadata format {props['format']!r}; this runtime reads {METADATA_FORMAT}")
+        try:
+            check_env_id(props["env_id"], "the env_id metadata", source)
+        except UntrustedError as exc:
+            raise PlayerError(str(exc)) from None
+        try:
+            spec_text = props.get("preprocessing", json.dumps({"wrapper": NO_WRAPPER}))
+            metadata = cls(
+                env_id=props["env_id"],
+                algorithm=props["algorithm"],
+                action_meanings=[str(a) for a in json.loads(props["action_meanings"])],
+                observation_shape=tuple(int(d) for d in json.loads(props["observation_shape"])),
+                observation_dtype=str(np.dtype(props["observation_dtype"])),
+                frame_stack=int(props.get("frame_stack", "1")),
+                preprocessing=PreprocessingSpec.from_json(spec_text),
+                env_kwargs=dict(json.loads(props.get("env_kwargs", "{}"))),
+                raw=dict(props),
+            )
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise PlayerError(f"{source} has malformed metadata ({exc.__class__.__name__}: {exc})") from exc
+        if np.dtype(metadata.observation_dtype).kind not in "uifb":
+            raise PlayerError(f"{source} has malformed metadata (observation_dtype {metadata.observation_dtype})")
+        if not 1 <= metadata.frame_stack <= 64 or not all(0 < d <= 1 << 16 for d in metadata.observation_shape):
+            raise PlayerError(f"{source} has malformed metadata (frame_stack or observation_shape out of range)")
+        if not metadata.action_meanings or any(not isinstance(k, str) for k in metadata.env_kwargs):
+            raise PlayerError(f"{source} has malformed metadata (no actions, or env_kwargs keys that are not names)")
+        return metadata
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, at most 200 characters (onnxruntime's and torch's run over many)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""
 
 
 def inference_session(model: str | bytes, intra_op_num_threads: int | None = None) -> ort.InferenceSession:
@@ -96,9 +152,8 @@ class OnnxAgent:
         try:
             self.session = inference_session(model_bytes, intra_op_num_threads)
         except Exception as exc:  # onnxruntime raises its own pybind exception types (InvalidProtobuf, Fail, ...)
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise PlayerError(
-                f"{self.path} is not a readable ONNX model ({exc.__class__.__name__}: {first_line[:200]})"
+                f"{self.path} is not a readable ONNX model ({exc.__class__.__name__}: {first_line(exc)})"
             ) from exc
         try:
             props = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -134,7 +189,7 @@ class OnnxAgent:
         try:
             return np.asarray(self.session.run([output], {INPUT_NAME: batch})[0])
         except Exception as exc:  # onnxruntime's own exception types
-            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            text = first_line(exc) or exc.__class__.__name__
             raise PlayerError(f"{self.path}: onnxruntime cannot run the model on this observation ({text})") from exc
 
     @property
@@ -257,18 +312,3 @@ class OnnxAgent:
             env.close()
         return results
 
-
-def summarize(results: Sequence[EpisodeResult]) -> dict[str, float]:
-    """Mean, (population) standard deviation, min and max score, and agent steps per second."""
-    scores = np.array([r.score for r in results], dtype=np.float64)
-    steps = sum(r.steps for r in results)
-    seconds = sum(r.seconds for r in results)
-    return {
-        "episodes": float(len(results)),
-        "mean": float(scores.mean()),
-        "std": float(scores.std()),
-        "min": float(scores.min()),
-        "max": float(scores.max()),
-        "steps": float(steps),
-        "steps_per_second": steps / seconds if seconds > 0 else float("nan"),
-    }

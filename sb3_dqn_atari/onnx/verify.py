@@ -5,6 +5,7 @@ and random ones drawn where they mean something; the file is written only if it 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,12 +19,14 @@ from tqdm.auto import tqdm
 from sb3_dqn_atari.atari.envs import make_atari_env, make_env
 from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.loading import UserError
-from sb3_dqn_atari.onnx.graph import set_metadata
-from sb3_dqn_atari.onnx.metadata import NO_WRAPPER, PreprocessingSpec
+from sb3_dqn_atari.onnx.graph import QValueGraph, add_metadata
 from sb3_dqn_atari.onnx.runtime import (
     ACTION_NAME,
     INPUT_NAME,
+    NO_WRAPPER,
     Q_VALUES_NAME,
+    PreprocessingSpec,
+    first_line,
     inference_session,
 )
 
@@ -37,6 +40,9 @@ DEFAULT_ATOL = 1e-4
 #: Observations compared at every export: from the model's env, and uniformly random.
 DEFAULT_N_REAL = 256
 DEFAULT_N_RANDOM = 256
+#: Observations per onnxruntime / PyTorch call.
+BATCH_SIZE = 256
+
 
 class VerificationError(UserError):
     """The exported graph does not reproduce the PyTorch model; nothing was written (the CLI exits with 1)."""
@@ -83,39 +89,41 @@ class VerificationReport:
         )
 
 
-def reference_q_values(model: BaseAlgorithm, observations: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The PyTorch model's Q-values, through the policy's own modules (float64 for comparisons)."""
-    policy = model.policy
-    policy.set_training_mode(False)
-    quantile_net: Any = getattr(policy, "quantile_net", None)
-    q_net: Any = getattr(policy, "q_net", None)
-    chunks = []
+@dataclass(frozen=True)
+class Check:
+    """How a graph is judged: ``n_real`` of the observations come from the env (None: all of them), ``atol`` is the
+    largest tolerated |ΔQ|, ``label`` names the graph in the report, ``required``: a mismatch fails (int8: not)."""
+
+    n_real: int | None = None
+    atol: float = DEFAULT_ATOL
+    label: str = "float32"
+    required: bool = True
+
+
+def _in_batches(function: Callable[[np.ndarray], Any], observations: np.ndarray) -> list[Any]:
+    return [function(observations[start : start + BATCH_SIZE]) for start in range(0, len(observations), BATCH_SIZE)]
+
+
+def reference_outputs(model: BaseAlgorithm, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The PyTorch model's Q-values, through the policy's own modules as exported (:class:`QValueGraph`; float64 for
+    comparisons), and its own greedy actions: ``model.predict(obs, deterministic=True)``."""
+    model.policy.set_training_mode(False)
+    graph = QValueGraph(model.policy)
+
+    def q_values(batch: np.ndarray) -> np.ndarray:
+        return graph(torch.as_tensor(batch, device=model.policy.device))[0].cpu().numpy()
+
     with torch.no_grad():
-        for start in range(0, len(observations), batch_size):
-            obs = torch.as_tensor(observations[start : start + batch_size], device=policy.device)
-            q = quantile_net(obs).mean(dim=1) if quantile_net is not None else q_net(obs)
-            chunks.append(q.cpu().numpy().astype(np.float64))
-    return np.concatenate(chunks)
+        q = np.concatenate(_in_batches(q_values, observations)).astype(np.float64)
+    actions = _in_batches(lambda batch: np.asarray(model.predict(batch, deterministic=True)[0]), observations)
+    return q, np.concatenate([a.reshape(-1) for a in actions]).astype(np.int64)
 
 
-def reference_actions(model: BaseAlgorithm, observations: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The model's own greedy actions: ``model.predict(obs, deterministic=True)``."""
-    chunks = [
-        np.asarray(model.predict(observations[start : start + batch_size], deterministic=True)[0]).reshape(-1)
-        for start in range(0, len(observations), batch_size)
-    ]
-    return np.concatenate(chunks).astype(np.int64)
-
-
-def run_onnx(path: str | Path, observations: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def run_onnx(path: str | Path, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(q_values, actions)`` of the graph at ``path`` on ``observations``, in batches."""
     session = inference_session(str(path))
-    qs, actions = [], []
-    for start in range(0, len(observations), batch_size):
-        q, a = session.run([Q_VALUES_NAME, ACTION_NAME], {INPUT_NAME: observations[start : start + batch_size]})
-        qs.append(np.asarray(q))
-        actions.append(np.asarray(a))
-    return np.concatenate(qs), np.concatenate(actions)
+    outputs = _in_batches(lambda batch: session.run([Q_VALUES_NAME, ACTION_NAME], {INPUT_NAME: batch}), observations)
+    return np.concatenate([q for q, _ in outputs]), np.concatenate([a for _, a in outputs])
 
 
 def compare(
@@ -159,51 +167,35 @@ def compare(
 
 
 def verify_onnx(
-    path: str | Path,
-    model: BaseAlgorithm,
-    observations: np.ndarray,
-    n_real: int | None = None,
-    atol: float = DEFAULT_ATOL,
-    label: str = "float32",
-    required: bool = True,
+    path: str | Path, model: BaseAlgorithm, observations: np.ndarray, check: Check | None = None
 ) -> VerificationReport:
     """``onnx.checker`` then onnxruntime vs PyTorch on ``observations``; never raises on a numeric mismatch
     (read ``report.passed``), raises :class:`VerificationError` if the file is not a valid, runnable graph."""
+    check = check or Check()
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise VerificationError(f"{label}: onnx.checker rejects the graph: {str(exc).splitlines()[0]}") from exc
+        raise VerificationError(f"{check.label}: onnx.checker rejects the graph: {first_line(exc)}") from exc
     try:
         q_onnx, a_onnx = run_onnx(path, observations)
     except Exception as exc:  # onnxruntime's own exception types
-        raise VerificationError(f"{label}: onnxruntime cannot run the graph: {str(exc).splitlines()[0]}") from exc
-    q_torch = reference_q_values(model, observations)
-    a_torch = reference_actions(model, observations)
-    return compare(
-        q_onnx, a_onnx, q_torch, a_torch, len(observations) if n_real is None else n_real, atol, label, required
-    )
+        raise VerificationError(f"{check.label}: onnxruntime cannot run the graph: {first_line(exc)}") from exc
+    q_torch, a_torch = reference_outputs(model, observations)
+    n_real = len(observations) if check.n_real is None else check.n_real
+    return compare(q_onnx, a_onnx, q_torch, a_torch, n_real, check.atol, check.label, check.required)
 
 
 def save_verified(
-    proto: onnx.ModelProto,
-    path: str | Path,
-    model: BaseAlgorithm,
-    observations: np.ndarray,
-    n_real: int | None = None,
-    atol: float = DEFAULT_ATOL,
-    label: str = "float32",
-    required: bool = True,
+    proto: onnx.ModelProto, path: str | Path, model: BaseAlgorithm, observations: np.ndarray, check: Check | None = None
 ) -> VerificationReport:
     """Write ``proto`` to ``path`` only if it verifies (:func:`verify_onnx`); otherwise raise
     :class:`VerificationError` and leave nothing behind. The verification result goes into the metadata."""
     with atomic_file(path, ".onnx.tmp") as tmp:
         onnx.save_model(proto, str(tmp))
-        report = verify_onnx(tmp, model, observations, n_real, atol, label, required)
+        report = verify_onnx(tmp, model, observations, check)
         if not report.passed:
             raise VerificationError(f"verification failed, nothing written: {report.summary()}")
-        props = {p.key: p.value for p in proto.metadata_props}
-        props["verification"] = json.dumps(asdict(report), sort_keys=True)
-        set_metadata(proto, props)
+        add_metadata(proto, {"verification": json.dumps(asdict(report), sort_keys=True)})
         onnx.save_model(proto, str(tmp))
     return report
 
