@@ -43,7 +43,7 @@ def second_callback() -> Any:
 def main(out: Path) -> None:
     from sb3_dqn_atari import NatureDQN
     from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback
-    from sb3_dqn_atari.export import export_onnx
+    from sb3_dqn_atari.onnx.export import export_onnx
 
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
