@@ -1,5 +1,5 @@
-"""``python -m sb3_dqn_atari.plot LOGDIR... [-o curve.png] [--window 100] [--band minmax|std]``: learning curves from
-rl-zoo3 run folders, to PNG (what is drawn: :mod:`sb3_dqn_atari.evaluation.curves`)."""
+"""``python -m sb3_dqn_atari.plot LOGDIR... [-o curve.png] [--window 100] [--band minmax|std] [--compare DIR...]``:
+learning curves from rl-zoo3 run folders, to PNG (what is drawn: :mod:`sb3_dqn_atari.evaluation.curves`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-o", "--output", type=Path, default=Path("curve.png"), help="PNG file (default curve.png)")
     parser.add_argument("--window", type=int, default=100, help="training games averaged per point (default 100)")
     parser.add_argument("--band", choices=["minmax", "std"], default="minmax", help="spread across runs")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="other runs of the same games (e.g. ../shared/reference/rl-zoo-dqn/PongNoFrameskip-v4), each drawn as its "
+        "own line, up to the agent steps the LOGDIRs reach",
+    )
+    parser.add_argument("--max-steps", type=float, help="draw up to this many agent steps")
     parser.add_argument("--dpi", type=int, default=100)
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="read the run folders' rl-zoo3 yml files unchecked"

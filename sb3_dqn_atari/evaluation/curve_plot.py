@@ -13,6 +13,7 @@ from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.files import atomic_file
 from sb3_dqn_atari.evaluation.curves import (
     NATURE_EVAL_FILE,
+    NATURE_EVAL_FREQ_FILE,
     ZOO_EVAL_FILE,
     Curve,
     RunData,
@@ -53,21 +54,29 @@ def _band(ax: Axes, curve: Curve, color: str, alpha: float, label: str | None = 
 
 EVAL_LABELS = {
     NATURE_EVAL_FILE: "evaluation, paper protocol (evaluations_nature.npz)",
+    NATURE_EVAL_FREQ_FILE: "evaluation, paper protocol (evaluations_nature_eval_freq.npz)",
     ZOO_EVAL_FILE: "rl-zoo3 EvalCallback (evaluations.npz, not the paper's protocol)",
 }
 
 
 def plot_runs(
-    runs: Sequence[RunData], output: str | Path, window: int = 100, band: str = "minmax", dpi: int = 100
+    runs: Sequence[RunData],
+    output: str | Path,
+    window: int = 100,
+    band: str = "minmax",
+    dpi: int = 100,
+    compare: Sequence[RunData] = (),
 ) -> tuple[int, int]:
     """Draw the runs (grouped by game: training scores above, evaluations below) and save a PNG atomically;
-    returns its ``(width, height)`` in pixels."""
+    returns its ``(width, height)`` in pixels. ``compare``: other runs of the same games (e.g. the RL Zoo's
+    published ones), each drawn as its own labelled line, never pooled with ``runs``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = group_runs(runs)
+    others = group_runs(compare)
     ncols = len(groups)
     fig, axes = plt.subplots(2, ncols, figsize=(6.4 * ncols, 8.0), dpi=dpi, squeeze=False)
     band_name = "min-max" if band == "minmax" else "± std"
@@ -78,6 +87,8 @@ def plot_runs(
             f"{env_id}: training score (raw, full games){'' if len(members) == 1 else f', {len(members)} runs'}"
         )
         _draw_evaluations(ax_eval, members, band, band_name, _game_row(env_id))
+        for k, other in enumerate(others.get(env_id, [])):
+            _draw_other(ax_train, ax_eval, other, window, color=f"C{k + 4}")
         ax_eval.set_title(f"{env_id}: evaluation score")
         for ax in (ax_train, ax_eval):
             _agent_step_axes(ax)
@@ -116,7 +127,7 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
     """Each evaluation file's curve (one run: its ± std band; several: their mean and ``band``), and the paper's
     DQN, human and random scores."""
     drew = False
-    for k, name in enumerate((NATURE_EVAL_FILE, ZOO_EVAL_FILE)):
+    for k, name in enumerate(EVAL_LABELS):
         curves = [r.evals[name] for r in members if name in r.evals]
         curve, label = (
             (curves[0], EVAL_LABELS[name])
@@ -127,8 +138,9 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
             )
         )
         if curve is not None:
-            ax.plot(curve.x, curve.y, "o-", ms=3, color=f"C{k + 1}", label=label)
-            _band(ax, curve, f"C{k + 1}", 0.2)
+            color = ("C1", "C2", "C9")[k]  # C3: the human line
+            ax.plot(curve.x, curve.y, "o-", ms=3, color=color, label=label)
+            _band(ax, curve, color, 0.2)
             drew = True
     if row is not None:
         ax.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
@@ -136,6 +148,36 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
         ax.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
     if not drew:
         ax.text(0.5, 0.5, "no evaluation files", ha="center", va="center", transform=ax.transAxes)
+
+
+def _draw_other(ax_train: Axes, ax_eval: Axes, run: RunData, window: int, color: str) -> None:
+    """A run of ``--compare``: its training games' ``window``-game mean and its evaluation curves, labelled with
+    its folder's name."""
+    name = run.path.name if run.path.name != run.env_id else run.path.parent.name
+    if run.train_raw is not None:
+        ax_train.plot(
+            run.train_raw.x, smooth(run.train_raw.y, window), color=color, label=f"{name}: mean of last {window}"
+        )
+    for ls, (file, curve) in zip(("--", ":", "-."), sorted(run.evals.items()), strict=False):
+        ax_eval.plot(curve.x, curve.y, ls, marker=".", ms=3, color=color, label=f"{name}: {EVAL_LABELS[file]}")
+
+
+def steps_reached(runs: Sequence[RunData]) -> float:
+    """The furthest agent step any of the runs' curves reaches (0 without curves)."""
+    curves = [c for r in runs for c in ([r.train_raw] if r.train_raw is not None else []) + list(r.evals.values())]
+    return max((float(c.x[-1]) for c in curves if len(c.x)), default=0.0)
+
+
+def up_to(run: RunData, max_steps: float) -> RunData:
+    """The run with every curve cut at ``max_steps`` agent steps (for comparisons at equal agent steps)."""
+
+    def cut(curve: Curve) -> Curve:
+        keep = curve.x <= max_steps
+        return Curve(*(None if v is None else v[keep] for v in (curve.x, curve.y, curve.lo, curve.hi)))  # type: ignore[arg-type]
+
+    evals = {name: cut(c) for name, c in run.evals.items() if (c.x <= max_steps).any()}
+    train = cut(run.train_raw) if run.train_raw is not None and (run.train_raw.x <= max_steps).any() else None
+    return RunData(run.path, run.env_id, train, evals)
 
 
 def _to_frames(steps: Any) -> Any:
@@ -169,9 +211,18 @@ def plot_command(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the output is a PNG; name it *.png")
     check_output(out, "the plot")
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise UserError("--max-steps must be positive")
     runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
     if not any(r.train_raw is not None or r.evals for r in runs):
         raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")
-    width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi)
-    print(f"wrote {out} ({width}x{height}) from {len(runs)} run(s)")
+    compare = [load_run(p, args.trust_remote_code) for p in find_runs(args.compare)]
+    max_steps = args.max_steps or (steps_reached(runs) if compare else None)
+    if max_steps is not None:
+        runs, compare = [up_to(r, max_steps) for r in runs], [up_to(r, max_steps) for r in compare]
+    width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi, compare=compare)
+    print(
+        f"wrote {out} ({width}x{height}) from {len(runs)} run(s)"
+        + (f", up to {max_steps:,.0f} agent steps" if max_steps else "")
+    )
     return 0

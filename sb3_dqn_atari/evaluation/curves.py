@@ -11,7 +11,8 @@ Each ``LOGDIR`` is a run folder (``logs/dqn/BreakoutNoFrameskip-v4_1``) or a fol
   ``--window`` games.
 * **evaluation score**: ``evaluations_nature.npz`` written by
   :class:`~sb3_dqn_atari.evaluation.NatureEvalCallback` (the paper's protocol: Mnih et al. 2015, Methods;
-  or Machado et al. 2018), and rl-zoo3's own ``evaluations.npz`` (SB3 ``EvalCallback``: the training
+  or Machado et al. 2018; ``evaluations_nature_eval_freq.npz`` from rl-zoo3's ``--eval-freq`` when the yml has
+  its own), and rl-zoo3's own ``evaluations.npz`` (SB3 ``EvalCallback``: the training
   wrapper and the model's own exploration, so *not* the paper's protocol) for comparison; the paper's DQN,
   human and random scores (Extended Data Table 2) as horizontal lines.
 
@@ -51,6 +52,8 @@ from sb3_dqn_atari.common.errors import UserError
 #: rl-zoo3 / SB3 file names.
 MONITOR_GLOB = "*monitor.csv"
 NATURE_EVAL_FILE = "evaluations_nature.npz"
+#: the paper-protocol evaluation of rl-zoo3's ``--eval-freq`` when the yml has its own (:mod:`sb3_dqn_atari.zoo.run`)
+NATURE_EVAL_FREQ_FILE = "evaluations_nature_eval_freq.npz"
 ZOO_EVAL_FILE = "evaluations.npz"
 #: Points of the common grid when several training curves are averaged.
 GRID_POINTS = 200
@@ -180,7 +183,7 @@ def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
         scores, frames, _ = monitor
         run.train_raw = Curve(frames / ACTION_REPEAT, scores)
         print(f"note: {path} has no {EPISODES_FILE}: training games placed at emulator frames / 4", file=sys.stderr)
-    for name in (NATURE_EVAL_FILE, ZOO_EVAL_FILE):
+    for name in (NATURE_EVAL_FILE, NATURE_EVAL_FREQ_FILE, ZOO_EVAL_FILE):
         curve = read_evaluations(path / name)
         if curve is not None:
             run.evals[name] = curve

@@ -26,11 +26,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_dqn_atari.agent.threads import ThreadChoice, configure_torch_threads
 from sb3_dqn_atari.evaluation.callback import NatureEvalCallback
+from sb3_dqn_atari.evaluation.curves import NATURE_EVAL_FREQ_FILE
 
 __all__ = ["EVAL_FREQ_FILE_STEM", "install", "record_n_timesteps", "run_banner", "separate_eval_files"]
 
 #: the files of rl-zoo3's ``--eval-freq`` evaluation when the yml has its own :class:`NatureEvalCallback`
-EVAL_FREQ_FILE_STEM = "evaluations_nature_eval_freq"
+EVAL_FREQ_FILE_STEM = NATURE_EVAL_FREQ_FILE.removesuffix(".npz")
 _INSTALLED = "_sb3_dqn_atari_hooks"
 
 
@@ -64,7 +65,12 @@ def separate_eval_files(callbacks: Sequence[BaseCallback], eval_freq_class: type
 
 
 def run_banner(
-    cls: type, hyperparams: Mapping[str, Any], algo: str, config: str, n_timesteps: int, yml_timesteps: Any,
+    cls: type,
+    hyperparams: Mapping[str, Any],
+    algo: str,
+    config: str,
+    n_timesteps: int,
+    yml_timesteps: Any,
     threads: ThreadChoice,
 ) -> str:
     """The lines naming what this run trains: the class ``--algo`` built, its ``mode`` (the yml's, else the
