@@ -1,6 +1,5 @@
-"""``python -m sb3_dqn_atari.push_to_hub MODEL --repo-id NAMESPACE/NAME``: share a DQN agent on the Hugging Face Hub
-(model zip, verified ONNX, configs, paper-protocol results, replay video, learning curve, model card), in one
-commit (:mod:`sb3_dqn_atari.hub.push`)."""
+"""``python -m sb3_dqn_atari.push_to_hub MODEL --repo-id NAMESPACE/NAME``: the arguments of
+:mod:`sb3_dqn_atari.hub.push`, which shares a DQN agent on the Hugging Face Hub in one commit."""
 
 from __future__ import annotations
 

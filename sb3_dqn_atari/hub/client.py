@@ -1,5 +1,7 @@
-"""The Hugging Face Hub, as both commands reach it: endpoint and token, retries with backoff, one-line errors, and
-rl-zoo3's names (``huggingface_sb3``'s ``EnvironmentName``/``ModelName``, ``rl_zoo3.utils.get_latest_run_id``)."""
+"""The Hugging Face Hub as both commands reach it: ``HF_ENDPOINT`` (default https://huggingface.co), the token of
+``HF_TOKEN`` or ``hf auth login`` (required to push), transient failures (HTTP 5xx / 408 / 429, connection errors)
+retried with exponential backoff (``--retries``, ``--retry-wait``), any failure as one ``error: ...`` line that
+says what to do (exit code 2); and rl-zoo3's names (``huggingface_sb3.EnvironmentName``)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sb3_dqn_atari.loading import UserError
+from sb3_dqn_atari.common.errors import UserError, one_line
+
+if TYPE_CHECKING:
+    from huggingface_sb3 import EnvironmentName
 
 T = TypeVar("T")
 
@@ -30,35 +34,20 @@ class HubError(UserError):
 # ----------------------------------------------------------------------------------------------------- naming
 
 
-def env_folder_name(env_id: str) -> str:
-    """The file-system name of an env id (``huggingface_sb3.EnvironmentName``): ``/`` -> ``-``, and for
-    ``module:EnvId`` ids the part after the colon."""
+def env_folder_name(env_id: str) -> EnvironmentName:
+    """The file-system name of an env id (``huggingface_sb3.EnvironmentName``: ``/`` -> ``-``, and for
+    ``module:EnvId`` ids the part after the colon); rl-zoo3's model name is ``ModelName(algo, <this>)``."""
     from huggingface_sb3 import EnvironmentName  # imports SB3 and torch: only when a name is needed
 
     try:
-        return str(EnvironmentName(env_id))
+        return EnvironmentName(env_id)
     except ValueError as exc:  # more than one ':'
         raise UserError(f"env id {env_id!r} has more than one ':'") from exc
-
-
-def model_name(algo: str, env_id: str) -> str:
-    """rl-zoo3's model name ``<algo>-<env>`` (``huggingface_sb3.ModelName``); the repo's zip is ``<name>.zip``."""
-    from huggingface_sb3 import EnvironmentName, ModelName
-
-    return str(ModelName(algo, EnvironmentName(env_folder_name(env_id))))
 
 
 def algo_name(algorithm_class_name: str) -> str:
     """rl-zoo3's ``--algo`` name for a loaded model's class."""
     return ALGO_NAMES.get(algorithm_class_name, algorithm_class_name.lower())
-
-
-def latest_run_id(log_path: Path, env_name: str) -> int:
-    """The largest ``N`` of the ``<env_name>_<N>`` folders in ``log_path`` (0 if none): rl-zoo3's count."""
-    from huggingface_sb3 import EnvironmentName
-    from rl_zoo3.utils import get_latest_run_id
-
-    return int(get_latest_run_id(str(log_path), EnvironmentName(env_name)))
 
 
 def hub_endpoint() -> str:
@@ -68,15 +57,14 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def hub_token(required: bool, action: str = "push to the Hub") -> str | None:
-    """The user's token (``HF_TOKEN``, else the one ``hf auth login`` stored); a :class:`HubError` when
-    ``required`` and there is none."""
+def hub_token() -> str:
+    """The user's token to push with (``HF_TOKEN``, else the one ``hf auth login`` stored), or a :class:`HubError`."""
     from huggingface_hub import get_token
 
     token = get_token()
-    if required and not token:
+    if not token:
         raise HubError(
-            f"no Hugging Face token: to {action}, set HF_TOKEN or run `hf auth login` "
+            "no Hugging Face token: to push to the Hub, set HF_TOKEN or run `hf auth login` "
             "(with a token that has write access)"
         )
     return token
@@ -129,16 +117,6 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _connection_errors())
 
 
-def _server_message(exc: BaseException) -> str:
-    from huggingface_hub.errors import HfHubHTTPError
-
-    if isinstance(exc, HfHubHTTPError):
-        message = getattr(exc, "server_message", None) or ""
-        if message:
-            return " ".join(str(message).split())[:200]
-    return ""
-
-
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     for pattern, reason in (
@@ -160,7 +138,7 @@ def describe_hub_error(exc: BaseException, action: str, repo_id: str, endpoint: 
     )
 
     status = _status(exc)
-    server = _server_message(exc)
+    server = one_line(getattr(exc, "server_message", None) or "", 200)  # HfHubHTTPError: the Hub's own words
     detail = f": {server}" if server else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     if isinstance(exc, HFValidationError):
@@ -177,13 +155,10 @@ def describe_hub_error(exc: BaseException, action: str, repo_id: str, endpoint: 
             "or does not exist); set HF_TOKEN or run `hf auth login`"
         )
     if status == 403:
-        return HubError(
-            f"no permission to {action} {repo_id} on {endpoint} (HTTP 403{detail}); use a token with write access "
-            "to that namespace"
-            if action.startswith(("push", "create", "commit"))
-            else f"no permission to {action} {repo_id} on {endpoint} (HTTP 403{detail}); check your token's access"
-        )
-    if status is not None and (status >= 500 or status in (408, 429)):
+        writing = action.startswith(("push", "create", "commit"))
+        fix = "use a token with write access to that namespace" if writing else "check your token's access"
+        return HubError(f"no permission to {action} {repo_id} on {endpoint} (HTTP 403{detail}); {fix}")
+    if status is not None and _is_transient(exc):
         return HubError(f"the Hub at {endpoint} answered HTTP {status} to {action} {repo_id}{tries}{detail}; try later")
     if status is not None:
         return HubError(f"the Hub at {endpoint} refused to {action} {repo_id} (HTTP {status}){detail}")
@@ -192,7 +167,7 @@ def describe_hub_error(exc: BaseException, action: str, repo_id: str, endpoint: 
             f"cannot reach the Hugging Face Hub at {endpoint} ({_reason(exc)}){tries}; "
             "check your network connection or HF_ENDPOINT"
         )
-    return HubError(f"could not {action} {repo_id}: {exc.__class__.__name__}: {' '.join(str(exc).split())[:200]}")
+    return HubError(f"could not {action} {repo_id}: {exc.__class__.__name__}: {one_line(str(exc), 200)}")
 
 
 def with_retries(
@@ -200,15 +175,12 @@ def with_retries(
 ) -> T:
     """Run ``call``; on a transient failure (HTTP 5xx/408/429, connection error) wait and try again, at most
     ``policy.attempts`` times in all; any failure ends as a :class:`HubError` with one clear line."""
-    from huggingface_hub.errors import HFValidationError
-
     attempts = max(1, policy.attempts)
-    catch: tuple[type[BaseException], ...] = (HFValidationError, OSError, ValueError, *_connection_errors())
+    # HfHubHTTPError is an OSError, HFValidationError a ValueError
+    catch: tuple[type[BaseException], ...] = (OSError, ValueError, *_connection_errors())
     for attempt in range(1, attempts + 1):
         try:
             return call()
-        except HubError:
-            raise
         except catch as exc:
             if _is_transient(exc) and attempt < attempts:
                 wait = policy.delay(attempt)
@@ -223,13 +195,6 @@ def with_retries(
                 continue
             raise describe_hub_error(exc, action, repo_id, endpoint, attempt) from exc
     raise AssertionError("unreachable")
-
-
-def check_repo_id(repo_id: str, action: str, endpoint: str) -> None:
-    """huggingface_hub's ``validate_repo_id``, a refusal as a :class:`HubError` line (no retry: nothing to wait for)."""
-    from huggingface_hub.utils import validate_repo_id
-
-    with_retries(lambda: validate_repo_id(repo_id), action, repo_id, endpoint, RetryPolicy(attempts=1))
 
 
 def retry_policy(args: argparse.Namespace) -> RetryPolicy:

@@ -3,19 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sb3_dqn_atari.atari.envs import make_env
-from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec
+from sb3_dqn_atari.atari.spec import PreprocessingSpec
+from sb3_dqn_atari.common.files import Mp4Writer
 
 if TYPE_CHECKING:
+    import numpy as np
     from stable_baselines3.common.base_class import BaseAlgorithm
-
 
 
 #: huggingface_sb3 / rl-zoo3 default number of evaluation episodes (the paper used 30: pass --episodes 30).
@@ -28,14 +31,11 @@ VIDEO_FILE = "replay.mp4"
 
 @dataclass
 class EvalSummary:
-    """What the model card says about the evaluation."""
+    """What the model card says about the evaluation: ``results.json``'s data (``mean_reward``, ``std_reward``,
+    ``n_eval_episodes``, ``protocol``, every episode), and the protocol in words."""
 
-    mean: float
-    std: float
-    episodes: int
-    protocol: str
-    description: str
     results: dict[str, Any]
+    description: str
 
 
 @dataclass
@@ -55,16 +55,19 @@ class PushOptions:
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
-class _FrameCap:
-    """Passes at most ``limit`` frames to ``sink`` (the video of the first episode, capped)."""
-
-    def __init__(self, sink: Any, limit: int) -> None:
-        self.sink, self.limit, self.frames = sink, limit, 0
-
-    def __call__(self, frame: Any) -> None:
-        if self.frames < self.limit:
-            self.sink(frame)
-            self.frames += 1
+@contextlib.contextmanager
+def _replay(folder: Path, fps: float, options: PushOptions) -> Iterator[Mp4Writer | None]:
+    """The writer of ``replay.mp4`` (None with ``--video-length 0``); the file is kept only if the block ends
+    without an error."""
+    if options.video_length <= 0:
+        yield None
+        return
+    video = Mp4Writer(folder / VIDEO_FILE, fps)
+    try:
+        yield video
+        video.finish()
+    finally:
+        video.abort()  # no-op after finish()
 
 
 def evaluate_atari(
@@ -73,7 +76,7 @@ def evaluate_atari(
     folder: Path,
     options: PushOptions,
     model_file: str,
-    spec: PreprocessingSpec = NATURE_SPEC,
+    spec: PreprocessingSpec,
 ) -> EvalSummary:
     """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`) on the frames of the
     model's preprocessing ``spec``; ``replay.mp4`` is the first episode's raw screens."""
@@ -81,7 +84,6 @@ def evaluate_atari(
 
     from sb3_dqn_atari.atari.protocols import make_eval_env
     from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
-    from sb3_dqn_atari.common.files import Mp4Writer
     from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, evaluate_policy_protocol
     from sb3_dqn_atari.evaluation.report import VIDEO_FPS, results_json
 
@@ -99,10 +101,14 @@ def evaluate_atari(
     def act(obs: np.ndarray) -> np.ndarray:
         return np.asarray(model.predict(obs, deterministic=True)[0])
 
-    video = Mp4Writer(folder / VIDEO_FILE, VIDEO_FPS) if options.video_length > 0 else None
-    sink = _FrameCap(video, options.video_length * spec.frame_skip + 1) if video else None
     started = datetime.datetime.now()
-    try:
+    with contextlib.closing(env), _replay(folder, VIDEO_FPS, options) as video:
+        cap = options.video_length * spec.frame_skip + 1  # emulator frames of the first video_length agent steps
+
+        def record(frame: np.ndarray) -> None:
+            if video is not None and video.frames < cap:
+                video(frame)
+
         result = evaluate_policy_protocol(
             act,
             protocol=options.protocol,
@@ -110,15 +116,9 @@ def evaluate_atari(
             seed=options.seed,
             epsilon=epsilon,
             env=env,
-            first_episode_frames=sink,
+            first_episode_frames=record if video is not None else None,
             progress=options.progress,
         )
-        if video is not None:
-            video.finish()
-    finally:
-        if video is not None:
-            video.abort()  # no-op after finish()
-        env.close()
     (folder / RESULTS_FILE).write_bytes(results_json(result, model_file, started))
     settings = result.settings
     description = (
@@ -126,7 +126,7 @@ def evaluate_atari(
         f"{settings['max_episode_frames']:,}-frame cap, raw score summed over all lives; frames of "
         f"{settings['preprocessing']}"
     )
-    return EvalSummary(result.mean, result.std, len(result.episodes), result.protocol, description, result.to_dict())
+    return EvalSummary(result.to_dict(), description)
 
 
 def evaluate_other(
@@ -138,12 +138,36 @@ def evaluate_other(
     env_kwargs: dict[str, Any],
     frame_stack: int,
 ) -> EvalSummary:
-    """Non-Atari envs (no paper protocol): SB3's ``evaluate_policy`` with greedy actions; ``replay.mp4`` from
-    ``render()`` of the first episode."""
+    """Non-Atari envs (no paper protocol): ``options.episodes`` greedy episodes through SB3's ``evaluate_policy``;
+    ``replay.mp4`` from ``render()`` of the first one, at most ``options.video_length`` frames."""
     import numpy as np
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.vec_env import VecEnv, VecFrameStack
 
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering; SDL complains without a display
+    venv: VecEnv = make_vec_env(lambda: make_env(env_id, env_kwargs, "rgb_array"), seed=options.seed)  # Monitor'd
+    if frame_stack > 1:
+        venv = VecFrameStack(venv, frame_stack)
+    fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
     started = datetime.datetime.now()
-    rewards, lengths = _play_greedy(model, env_id, folder, options, env_kwargs, frame_stack)
+    with contextlib.closing(venv), _replay(folder, fps, options) as video:
+
+        def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
+            if video is not None and locals_["episode_counts"][0] == 0 and video.frames < options.video_length:
+                frame = venv.env_method("render", indices=[0])[0]
+                if frame is not None:
+                    video(np.asarray(frame))
+
+        rewards, lengths = evaluate_policy(
+            model,
+            venv,
+            n_eval_episodes=options.episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+            callback=record,
+            warn=False,
+        )
     scores = np.asarray(rewards, dtype=np.float64).reshape(-1)
     steps = np.asarray(lengths, dtype=np.int64).reshape(-1)
     description = "greedy actions (SB3 evaluate_policy, deterministic=True); the Nature protocol is for Atari games"
@@ -161,62 +185,4 @@ def evaluate_other(
         "model": model_file,
     }
     (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2, allow_nan=False) + "\n")
-    return EvalSummary(float(scores.mean()), float(scores.std()), len(scores), "greedy", description, results)
-
-
-def _play_greedy(
-    model: BaseAlgorithm,
-    env_id: str,
-    folder: Path,
-    options: PushOptions,
-    env_kwargs: dict[str, Any],
-    frame_stack: int,
-) -> tuple[Any, Any]:
-    """``options.episodes`` greedy episodes through SB3's ``evaluate_policy`` (episode rewards and lengths), the
-    first ``options.video_length`` frames of the first one rendered into ``replay.mp4``."""
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3.common.evaluation import evaluate_policy
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack
-
-    from sb3_dqn_atari.common.files import Mp4Writer
-
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering; SDL complains without a display
-
-    def make() -> gym.Env:
-        return Monitor(make_env(env_id, env_kwargs, "rgb_array"))
-
-    venv: VecEnv = DummyVecEnv([make])
-    if frame_stack > 1:
-        venv = VecFrameStack(venv, frame_stack)
-    venv.seed(options.seed)
-    fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
-    video = Mp4Writer(folder / VIDEO_FILE, fps) if options.video_length > 0 else None
-    recorded = 0
-
-    def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
-        nonlocal recorded
-        if video is not None and locals_["episode_counts"][0] == 0 and recorded < options.video_length:
-            frame = venv.env_method("render", indices=[0])[0]
-            if frame is not None:
-                video(np.asarray(frame))
-                recorded += 1
-
-    try:
-        episodes = evaluate_policy(
-            model,
-            venv,
-            n_eval_episodes=options.episodes,
-            deterministic=True,
-            return_episode_rewards=True,
-            callback=record,
-            warn=False,
-        )
-        if video is not None:
-            video.finish()
-    finally:
-        if video is not None:
-            video.abort()
-        venv.close()
-    return episodes
+    return EvalSummary(results, description)

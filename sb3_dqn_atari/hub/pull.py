@@ -17,23 +17,19 @@ and our ``evaluate`` / ``export`` work on the folder::
     logs/dqn/<env>_<n>/README.md, results.json, *.onnx, replay.mp4, *.png    the rest of the model card's files
 
 ``<env>`` is the env id with ``/`` replaced by ``-`` (``ALE/Breakout-v5`` -> ``ALE-Breakout-v5``), as
-``huggingface_sb3.EnvironmentName`` does; ``--exp-id 0`` (default) takes the next free run number. Everything is
-downloaded into a temporary folder next to the destination and moved into place only when complete.
+``huggingface_sb3.EnvironmentName`` does; ``--exp-id 0`` (default) takes the next free run number.
 
 **Checked before anything is placed.** Every file is downloaded into a temporary folder outside ``-f`` and checked
-there; a repo that fails leaves nothing on disk (not even an empty ``logs/``):
+there, laid out in a folder next to the destination and moved into place only when complete; a repo that fails
+leaves nothing on disk (not even an empty ``logs/``):
 
-* repo file names: a name with ``..``, an absolute path, a backslash or a drive letter refuses the repo
-  (:func:`sb3_dqn_atari.common.trust.check_relative_name`);
-* ``config.yml``, ``args.yml``, ``env_kwargs.yml``: the safe YAML reader (:mod:`sb3_dqn_atari.common.safe_yaml`: no
-  Python tag but rl-zoo3's ``OrderedDict``) and the allow-list of what rl-zoo3 imports or evaluates when the
-  folder is used (:mod:`sb3_dqn_atari.common.trust`); ``vec_normalize.pkl``: its pickle may name only plain data
-  (:mod:`sb3_dqn_atari.common.pickle_check`), since ``rl_zoo3.enjoy`` unpickles it;
-* the model zip: no member declares more than :data:`~sb3_dqn_atari.common.bounded_zip.MAX_MEMBER_BYTES`, its JSON
-  names a DQN-family class; ``train_eval_metrics.zip``: the same bound, member names as above; ``*.onnx``: no external
-  data, no custom operator domain; the env id (from ``args.yml``, ``results.json`` or the zip's name) imports
-  nothing outside the allow-list; then the files of the folder as it will be placed, extracted metrics included
-  (:func:`sb3_dqn_atari.common.vetting.check_folder_files`).
+* file names, the repo's and ``train_eval_metrics.zip``'s members: a name with ``..``, an absolute path, a
+  backslash or a drive letter refuses the repo (:func:`sb3_dqn_atari.common.trust.check_relative_name`);
+* every file as the table of :mod:`sb3_dqn_atari.common.vetting` says (rl-zoo3's yml files: the safe YAML reader and
+  the allow-list; ``vec_normalize.pkl``, which ``rl_zoo3.enjoy`` unpickles: plain data only; zips: the member size
+  bound; ONNX files), as downloaded, then in the folder as it will be placed (extracted metrics included);
+* the model zip's JSON names a DQN-family class; the env id (from ``args.yml``, ``results.json`` or the zip's name)
+  imports nothing outside the allow-list.
 
 ``--trust-remote-code`` is the only way past the YAML, allow-list and pickle checks (files named unsafely are then
 skipped, never written; size bounds and ONNX checks stay). The zip is placed byte for byte; our commands never
@@ -43,9 +39,7 @@ than plain data (SB3 1.x zips hold pickled functions), a warning says so.
 A retired env id (``LunarLander-v2``) is mapped to its successor, with one note (:mod:`sb3_dqn_atari.common.env_ids`),
 and the run lands under the new id.
 
-The Hub is ``HF_ENDPOINT`` (default https://huggingface.co); the token, optional for public repos, comes from
-``HF_TOKEN`` or ``hf auth login``. Transient failures (HTTP 5xx / 429, connection errors) are retried with
-exponential backoff (``--retries``); every failure ends with one ``error: ...`` line and exit code 2.
+The Hub, the token (optional for public repos), retries and errors: :mod:`sb3_dqn_atari.hub.client`.
 """
 
 from __future__ import annotations
@@ -61,7 +55,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from sb3_dqn_atari.common.bounded_zip import MAX_MEMBER_BYTES, open_zip
+from sb3_dqn_atari.common.bounded_zip import open_zip
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
@@ -99,10 +93,12 @@ def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | No
     """The repo's SB3 model zip: ``<algo>-<env>.zip`` if present, else the only top-level ``*.zip`` (other than
     rl-zoo3's ``train_eval_metrics.zip``). :class:`~sb3_dqn_atari.hub.client.HubError` if there is none or the
     choice is ambiguous."""
+    from huggingface_sb3 import ModelName
+
     zips = [f for f in files if f.endswith(".zip") and "/" not in f and f != client.METRICS_ZIP]
     if env_id is not None:
         for algo_guess in ([algo] if algo else []) + sorted(set(client.ALGO_NAMES.values())):
-            if (wanted := f"{client.model_name(algo_guess, env_id)}.zip") in zips:
+            if (wanted := ModelName(algo_guess, client.env_folder_name(env_id)).filename) in zips:
                 return wanted
     if len(zips) == 1:
         return zips[0]
@@ -116,11 +112,12 @@ def choose_model_zip(files: list[str], algo: str | None = None, env_id: str | No
 
 
 
-def _choose_files(
+def _fetch(
     api: HfApi, repo_id: str, revision: str | None, algo: str | None, env_id: str | None, trust_remote_code: bool,
-    retry: client.RetryPolicy,
-) -> tuple[str, str, list[str]]:
-    """``(commit, model zip, files to download)`` of the repo at ``revision``, its file names checked."""
+    retry: client.RetryPolicy, tmp: str,
+) -> tuple[str, str, dict[str, Path]]:
+    """``(commit, model zip, {file: local path})``: the repo's file names at ``revision`` checked, its model zip
+    chosen, and the files worth having downloaded into ``tmp`` (``HfApi.snapshot_download`` of that commit)."""
     info = client.with_retries(lambda: api.model_info(repo_id, revision=revision), "read", repo_id, api.endpoint, retry)
     sha = str(info.sha or revision or "main")
     files, skipped = check_repo_files(repo_id, sorted(s.rfilename for s in (info.siblings or [])), trust_remote_code)
@@ -131,24 +128,9 @@ def _choose_files(
     wanted = [zip_name]
     wanted += [f for f in files if f in CONFIG_FILES or f == client.METRICS_ZIP]
     wanted += [f for f in files if "/" not in f and f.endswith(EXTRA_SUFFIXES) and f not in wanted]
-    return sha, zip_name, wanted
-
-
-def _snapshot(
-    api: HfApi, repo_id: str, sha: str, wanted: list[str], tmp: str, retry: client.RetryPolicy
-) -> dict[str, Path]:
-    """The ``wanted`` files of commit ``sha``, downloaded into ``tmp`` (huggingface_hub's ``snapshot_download``)."""
-    from huggingface_hub import snapshot_download
-
+    patterns = [glob.escape(name) for name in wanted]
     snapshot = client.with_retries(
-        lambda: snapshot_download(
-            repo_id,
-            revision=sha,
-            allow_patterns=[glob.escape(name) for name in wanted],
-            local_dir=tmp,
-            endpoint=api.endpoint,
-            token=api.token,
-        ),
+        lambda: api.snapshot_download(repo_id, revision=sha, allow_patterns=patterns, local_dir=tmp),
         "download from",
         repo_id,
         api.endpoint,
@@ -158,13 +140,10 @@ def _snapshot(
     missing = [name for name in wanted if not local[name].is_file()]
     if missing:
         raise client.HubError(f"{repo_id}@{sha[:12]}: the download lacks {', '.join(missing[:3])}")
-    return local
+    return sha, zip_name, local
 
 
-def _stage(
-    staged: Path, local: dict[str, Path], download: Download, zip_name: str, trust_remote_code: bool,
-    max_member_bytes: int,
-) -> None:
+def _stage(staged: Path, local: dict[str, Path], download: Download, zip_name: str, trust_remote_code: bool) -> None:
     """Lay the downloaded files out in ``staged`` as rl-zoo3 does (module docstring), then check them as placed."""
     from sb3_dqn_atari.common.vetting import check_folder_files, read_zoo_file
 
@@ -184,13 +163,13 @@ def _stage(
                 "source": f"hf://{repo_id}@{download.revision}"}
         (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
     if client.METRICS_ZIP in local:
-        with open_zip(local[client.METRICS_ZIP], max_member_bytes) as archive:
-            safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}", max_member_bytes)
+        with open_zip(local[client.METRICS_ZIP]) as archive:
+            safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}")
     for name in download.files:
         if name != zip_name and name not in CONFIG_FILES and name != client.METRICS_ZIP:
             shutil.copyfile(local[name], staged / name)
     # as it will be placed (the extracted metrics too); its yml files were checked above
-    check_folder_files(staged, trust_remote_code, max_member_bytes)
+    check_folder_files(staged, trust_remote_code)
 
 
 def download_from_hub(
@@ -204,7 +183,6 @@ def download_from_hub(
     retry: client.RetryPolicy | None = None,
     progress: bool = True,
     trust_remote_code: bool = False,
-    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> Download:
     """Download ``repo_id`` into ``folder/<algo>/<env>_<exp_id>/`` (rl-zoo3's layout; see the module docstring).
 
@@ -213,20 +191,19 @@ def download_from_hub(
     """
     from huggingface_hub import HfApi
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from rl_zoo3.utils import get_latest_run_id
 
     retry = retry or client.RetryPolicy()
     if exp_id < 0:
         raise UserError("--exp-id must be 0 (the next free number) or a positive run number")
-    endpoint = client.hub_endpoint()
-    client.check_repo_id(repo_id, "read", endpoint)
-    api = HfApi(endpoint=endpoint, token=client.hub_token(required=False))
-    sha, zip_name, wanted = _choose_files(api, repo_id, revision, algo, env_id, trust_remote_code, retry)
+    # the token: HF_TOKEN, else the one `hf auth login` stored, if any; each call checks repo_id (validate_repo_id)
+    api = HfApi(endpoint=client.hub_endpoint())
     if not progress:
         disable_progress_bars()
     try:
         with tempfile.TemporaryDirectory(prefix="sb3-hub-download-") as tmp:  # outside folder: nothing there yet
-            local = _snapshot(api, repo_id, sha, wanted, tmp, retry)
-            cls = vet_download(repo_id, local, zip_name, trust_remote_code, max_member_bytes)
+            sha, zip_name, local = _fetch(api, repo_id, revision, algo, env_id, trust_remote_code, retry, tmp)
+            cls = vet_download(repo_id, local, zip_name, trust_remote_code)
             algo = algo or client.algo_name(cls.__name__)
             env_id = env_id or env_from_files(local, zip_name, repo_id, trust_remote_code)
             if env_id is None:
@@ -235,11 +212,11 @@ def download_from_hub(
             env_name = client.env_folder_name(env_id)
             log_path = Path(folder) / algo
             if exp_id == 0:
-                exp_id = client.latest_run_id(log_path, env_name) + 1
+                exp_id = get_latest_run_id(str(log_path), env_name) + 1
             run_dir = log_path / f"{env_name}_{exp_id}"
-            download = Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, wanted)
+            download = Download(repo_id, sha, run_dir, run_dir / f"{env_name}.zip", env_id, algo, list(local))
             with staging_dir(run_dir) as staged:
-                _stage(staged, local, download, zip_name, trust_remote_code, max_member_bytes)
+                _stage(staged, local, download, zip_name, trust_remote_code)
                 move_into_place(staged, run_dir, force=force)
     finally:
         if not progress:
@@ -253,7 +230,10 @@ def pull_command(args: argparse.Namespace) -> Download:
     if repo_id is None:
         if args.env is None:
             raise UserError("pass --repo-id NAMESPACE/NAME (or --env ENV with -orga ORG)")
-        repo_id = f"{args.organization}/{args.repo_name or client.model_name(args.algo or 'dqn', args.env)}"
+        from huggingface_sb3 import ModelName, ModelRepoId
+
+        name = args.repo_name or ModelName(args.algo or "dqn", client.env_folder_name(args.env))
+        repo_id = ModelRepoId(args.organization, name)
     policy = client.retry_policy(args)
     print(f"Downloading {repo_id} from {client.hub_endpoint()}")
     result = download_from_hub(

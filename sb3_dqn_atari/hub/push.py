@@ -30,11 +30,9 @@ What the repo gets (names as rl-zoo3's ``push_to_hub`` writes them, so ``rl_zoo3
   as huggingface_sb3's ``generate_metadata``) and how to download, evaluate and run the agent, ONNX included.
 
 The upload (``huggingface_hub.HfApi``): ``create_repo(exist_ok=True)`` first, so that a missing token or
-permission shows before minutes of evaluation, then one ``create_commit`` with every file. The token comes from
-``HF_TOKEN`` or ``hf auth login``; the Hub from ``HF_ENDPOINT``. Transient failures (HTTP 5xx / 429, connection
-errors) are retried with exponential backoff (``--retries``, ``--retry-wait``). Every failure ends with one
-``error: ...`` line and exit code 2; the folder is built in a temporary directory (``--dry-run DIR``: moved to
-``DIR`` only when complete).
+permission shows before minutes of evaluation, then one commit with every file (``upload_folder``); the token, the
+Hub, retries and errors as :mod:`sb3_dqn_atari.hub.client` says. The folder is built in a temporary directory
+(``--dry-run DIR``: moved to ``DIR`` only when complete).
 
 The run folder is checked before anything in it is used (:func:`sb3_dqn_atari.common.vetting.vet_run_folder`: rl-zoo3's
 YAML files with the safe reader and the allow-list, zip member sizes, ONNX files), and the zip is loaded without
@@ -44,7 +42,6 @@ unpickling (:mod:`sb3_dqn_atari.loading`), unless ``--trust-remote-code`` is giv
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import tempfile
 import zipfile
@@ -57,17 +54,15 @@ from sb3_dqn_atari.atari.envs import is_atari
 from sb3_dqn_atari.common.errors import UserError, arguments
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
+from sb3_dqn_atari.common.vetting import ZOO_FILES, read_zoo_file
 from sb3_dqn_atari.hub.card import CURVE_FILE, RepoFolder, write_model_card
 from sb3_dqn_atari.hub.client import (
     METRICS_ZIP,
     RetryPolicy,
     algo_name,
-    check_repo_id,
     env_folder_name,
     hub_endpoint,
     hub_token,
-    latest_run_id,
-    model_name,
     retry_policy,
     with_retries,
 )
@@ -75,6 +70,7 @@ from sb3_dqn_atari.hub.evaluate import PushOptions, evaluate_atari, evaluate_oth
 from sb3_dqn_atari.loading import ModelSource, algorithm_class, read_zip_data, resolve_model
 
 if TYPE_CHECKING:
+    from huggingface_hub import HfApi
     from stable_baselines3.common.base_class import BaseAlgorithm
 
     from sb3_dqn_atari.onnx.export import ExportReport
@@ -96,6 +92,8 @@ def locate_model(
     """The model to push: a zip / run folder given directly, or rl-zoo3's ``folder/algo/<env>_<exp_id>``
     (``exp_id`` 0: the latest run), as ``rl_zoo3.push_to_hub`` finds it; its files checked
     (:func:`sb3_dqn_atari.loading.resolve_model`)."""
+    from rl_zoo3.utils import get_latest_run_id
+
     if model is not None:
         return resolve_model(model, env_id, trust_remote_code)
     if folder is None or env_id is None:
@@ -103,7 +101,7 @@ def locate_model(
     log_path = Path(folder) / algo
     env_name = env_folder_name(env_id)
     if exp_id == 0:
-        exp_id = latest_run_id(log_path, env_name)
+        exp_id = get_latest_run_id(str(log_path), env_name)
         if exp_id == 0:
             raise UserError(f"no run of {env_id} in {log_path} (expected {log_path}/{env_name}_1/)")
     run_dir = log_path / f"{env_name}_{exp_id}" if exp_id > 0 else log_path
@@ -115,14 +113,16 @@ def locate_model(
     return resolve_model(target, env_id, trust_remote_code)
 
 
-def _config_dir(source: ModelSource) -> Path | None:
-    """rl-zoo3's config folder of the run (``<run>/<env>/`` holding args.yml and config.yml)."""
-    if source.run_dir is None:
-        return None
-    for args_file in sorted(source.run_dir.glob("*/args.yml")):
-        return args_file.parent
-    return None
-
+def _zoo_config(source: ModelSource, trust_remote_code: bool) -> tuple[Path | None, dict[str, Any]]:
+    """rl-zoo3's config folder of the run (``<run>/<env>/`` holding args.yml and config.yml), and the env_kwargs
+    its args.yml records."""
+    found = sorted(source.run_dir.glob("*/args.yml")) if source.run_dir is not None else []
+    if not found:
+        return None, {}
+    env_kwargs = read_zoo_file(found[0], trust_remote_code).get("env_kwargs") or {}
+    if not isinstance(env_kwargs, dict):
+        raise UserError(f"{found[0]}: env_kwargs is not a mapping")
+    return found[0].parent, dict(env_kwargs)
 
 
 # ---------------------------------------------------------------------------------------------- the folder
@@ -130,38 +130,36 @@ def _config_dir(source: ModelSource) -> Path | None:
 
 def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, Any]:
     """rl-zoo3 ``config.yml`` entries for a bare zip, from what the export found (preprocessing, frame stack)."""
-    from sb3_dqn_atari.onnx.runtime import NATURE_WRAPPER, PreprocessingSpec
+    from sb3_dqn_atari.atari.spec import NATURE_WRAPPER, WRAPPER_ARGS, PreprocessingSpec
 
     policy = type(model.policy).__name__
     config: dict[str, Any] = {"policy": "MlpPolicy" if policy in ("DQNPolicy", "QRDQNPolicy") else policy}
     spec = PreprocessingSpec.from_json(report.metadata["preprocessing"])
-    if spec.wrapper == NATURE_WRAPPER:
-        config["env_wrapper"] = [
-            {
-                "sb3_dqn_atari.zoo.NatureAtariWrapper": {
-                    "noop_max": spec.noop_max,
-                    "frame_skip": spec.frame_skip,
-                    "frame_size": spec.frame_size,
-                    "terminal_on_life_loss": spec.train_terminal_on_life_loss,
-                    "clip_reward": spec.train_clip_reward,
-                }
-            }
-        ]
+    if spec.wrapper == NATURE_WRAPPER:  # the wrapper's arguments from the spec's fields
+        kwargs = {arg: getattr(spec, name) for arg, (name, _) in WRAPPER_ARGS[NATURE_WRAPPER].items() if name}
+        config["env_wrapper"] = [{"sb3_dqn_atari.zoo.NatureAtariWrapper": kwargs}]
     frame_stack = int(report.metadata.get("frame_stack", "1"))
     if frame_stack > 1:
         config["frame_stack"] = frame_stack
     return config
 
 
-def _env_kwargs(config_dir: Path | None, trust_remote_code: bool = False) -> dict[str, Any]:
-    if config_dir is None or not (config_dir / "args.yml").is_file():
-        return {}
-    from sb3_dqn_atari.common.vetting import read_zoo_file
-
-    env_kwargs = read_zoo_file(config_dir / "args.yml", trust_remote_code).get("env_kwargs") or {}
-    if not isinstance(env_kwargs, dict):
-        raise UserError(f"{config_dir / 'args.yml'}: env_kwargs is not a mapping")
-    return dict(env_kwargs)
+def _write_zoo_files(
+    folder: Path, config_dir: Path | None, config: dict[str, Any], algo: str, env_id: str, env_kwargs: dict[str, Any]
+) -> None:
+    """rl-zoo3's ``config.yml``, ``args.yml`` and ``env_kwargs.yml``: copied from the run's config folder, the
+    missing ones written (``config`` for ``config.yml``), so that ``rl_zoo3.load_from_hub`` reads the repo."""
+    copied = {n: config_dir / n for n in ZOO_FILES if config_dir is not None and (config_dir / n).is_file()}
+    for config_name, path in copied.items():
+        shutil.copyfile(path, folder / config_name)
+    header = "# written by sb3_dqn_atari.push_to_hub: the model came without rl-zoo3's files\n"
+    if "config.yml" not in copied:
+        (folder / "config.yml").write_text(header + yaml.safe_dump(config, sort_keys=True))
+    if "args.yml" not in copied:
+        args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs or None}
+        (folder / "args.yml").write_text(header + yaml.safe_dump(plain_data(args), sort_keys=False))
+    if "env_kwargs.yml" not in copied:  # rl-zoo3's push_to_hub writes it from args.yml's env_kwargs
+        (folder / "env_kwargs.yml").write_text(yaml.dump(plain_data(env_kwargs)))
 
 
 def build_repo_folder(
@@ -173,56 +171,34 @@ def build_repo_folder(
     algo: str,
     options: PushOptions,
 ) -> RepoFolder:
-    """Write every file of the repo into the (empty) ``folder``; see the module docstring."""
+    """Write every file of the repo into the (empty) ``folder``, the model card last; see the module docstring."""
+    from huggingface_sb3 import ModelName
+
     from sb3_dqn_atari.atari.spec import PreprocessingSpec
-    from sb3_dqn_atari.onnx.export import export_onnx
+    from sb3_dqn_atari.onnx.export import export_and_report
 
-    name = model_name(algo, env_id)
-    model_file, onnx_file = f"{name}.zip", f"{name}.onnx"
-    notes: list[str] = []
+    name = ModelName(algo, env_folder_name(env_id))
+    model_file, onnx_file = name.filename, f"{name}.onnx"
     shutil.copyfile(source.zip_path, folder / model_file)
-
-    config_dir = _config_dir(source)
-    env_kwargs = _env_kwargs(config_dir, options.trust_remote_code)
-    report = export_onnx(
-        model,
-        folder / onnx_file,
-        env_id,
-        hyperparams=source.hyperparams,
-        source=source,
-        progress=options.progress,
-    )
-    notes += report.notes
-    copied = []
-    if config_dir is not None:
-        for config_name in ("config.yml", "args.yml", "env_kwargs.yml"):
-            if (config_dir / config_name).is_file():
-                shutil.copyfile(config_dir / config_name, folder / config_name)
-                copied.append(config_name)
-    header = "# written by sb3_dqn_atari.push_to_hub: the model came without rl-zoo3's files\n"
-    if "config.yml" not in copied:
-        config = _generated_config(report, model)
-        (folder / "config.yml").write_text(header + yaml.safe_dump(config, sort_keys=True))
-    if "args.yml" not in copied:
-        args = {"algo": algo, "env": env_id, "env_kwargs": env_kwargs or None}
-        (folder / "args.yml").write_text(header + yaml.safe_dump(plain_data(args), sort_keys=False))
-    if "env_kwargs.yml" not in copied:  # rl-zoo3's push_to_hub writes it from args.yml's env_kwargs
-        (folder / "env_kwargs.yml").write_text(yaml.dump(plain_data(env_kwargs)))
-
+    config_dir, env_kwargs = _zoo_config(source, options.trust_remote_code)
+    report = export_and_report(model, folder / onnx_file, source, options.progress)  # notes, verification printed
+    _write_zoo_files(folder, config_dir, _generated_config(report, model), algo, env_id, env_kwargs)
     if is_atari(env_id):
         spec = PreprocessingSpec.from_json(report.metadata["preprocessing"])
         evaluation = evaluate_atari(model, env_id, folder, options, model_file, spec)
     else:
         frame_stack = int(source.hyperparams.get("frame_stack") or 1)
         evaluation = evaluate_other(model, env_id, folder, options, model_file, env_kwargs, frame_stack)
-
     if source.run_dir is not None:
-        _write_training_files(source.run_dir, folder, notes, options.trust_remote_code)
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    return RepoFolder(folder, files, model_file, onnx_file, evaluation, report, notes)
+        _write_training_files(source.run_dir, folder, options.trust_remote_code)
+    built = RepoFolder(model_file, onnx_file, evaluation, report)
+    from_zoo = config_dir is not None
+    write_model_card(folder, model, env_id, repo_id, algo, built, source.hyperparams, env_kwargs, from_zoo)
+    built.files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return built
 
 
-def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_remote_code: bool = False) -> None:
+def _write_training_files(run_dir: Path, folder: Path, trust_remote_code: bool = False) -> None:
     """rl-zoo3's ``train_eval_metrics.zip`` (Monitor, evaluation and ``episodes.csv`` files) and
     ``learning_curve.png``, when the run folder has such files."""
     from sb3_dqn_atari.evaluation.curve_plot import plot_runs
@@ -238,46 +214,13 @@ def _write_training_files(run_dir: Path, folder: Path, notes: list[str], trust_r
     try:
         run = load_run(run_dir, trust_remote_code)
     except UserError as exc:
-        notes.append(f"no learning curve: {exc}")
+        print(f"note: no learning curve: {exc}")
         return
     if run.train_raw is not None or run.evals:
         plot_runs([run], folder / CURVE_FILE)
 
 
 # ------------------------------------------------------------------------------------------------ uploading
-
-
-def upload_folder(
-    folder: Path, repo_id: str, commit_message: str, token: str, endpoint: str, retry: RetryPolicy
-) -> str:
-    """Every file of ``folder`` in one commit on ``main``; returns the commit's URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=endpoint, token=token)
-
-    def commit() -> Any:
-        return api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message=commit_message, repo_type="model")
-
-    info = with_retries(commit, "push to", repo_id, endpoint, retry)
-    return str(info.commit_url)
-
-
-def create_repo(repo_id: str, private: bool, token: str, endpoint: str, retry: RetryPolicy) -> str:
-    """``create_repo(exist_ok=True)``: the repo's URL (an existing repo is fine, and keeps its visibility)."""
-    from huggingface_hub import HfApi
-
-    check_repo_id(repo_id, "push to", endpoint)
-    if "/" not in repo_id:
-        raise UserError(f"--repo-id {repo_id!r} should be NAMESPACE/NAME (your user or organisation name first)")
-    api = HfApi(endpoint=endpoint, token=token)
-    url = with_retries(
-        lambda: api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model"),
-        "create",
-        repo_id,
-        endpoint,
-        retry,
-    )
-    return str(url)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -289,35 +232,32 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--max-frames must be positive")
     if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
         raise UserError("--epsilon must be within [0, 1]")
-    retry_policy(args)
     if args.dry_run is not None and args.dry_run.exists() and any(args.dry_run.iterdir()):
         raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
 
 
-def _build(
-    args: argparse.Namespace, model: BaseAlgorithm, source: ModelSource, env_id: str, staged: Path, repo_id: str,
-    algo: str,
-) -> RepoFolder:
-    """The repo folder in ``staged`` (model, ONNX, evaluation, video, configs, model card); what went in printed."""
-    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
-    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
-    built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
-    env_kwargs = _env_kwargs(_config_dir(source), args.trust_remote_code)
-    from_zoo = _config_dir(source) is not None
-    write_model_card(staged, model, env_id, repo_id, algo, built, source.hyperparams, env_kwargs, from_zoo=from_zoo)
-    built.files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-    for note in built.notes:
-        print(f"note: {note}")
-    print(built.export.verification.summary())
-    evaluation = built.evaluation
-    mean = "nan" if math.isnan(evaluation.mean) else f"{evaluation.mean:.2f}"
-    print(f"evaluation ({evaluation.protocol}, {evaluation.episodes} episodes): {mean} +/- {evaluation.std:.2f}")
-    return built
+def _create_repo(repo_id: str, private: bool, token: str, retry: RetryPolicy) -> HfApi:
+    """``create_repo(exist_ok=True)`` (an existing repo is fine, and keeps its visibility); the client that made it."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_endpoint(), token=token)  # each call checks repo_id (huggingface_hub's validate_repo_id)
+    if "/" not in repo_id:
+        raise UserError(f"--repo-id {repo_id!r} should be NAMESPACE/NAME (your user or organisation name first)")
+
+    def create() -> Any:
+        return api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+
+    url = with_retries(create, "create", repo_id, api.endpoint, retry)
+    print(f"Repository {url} ready")
+    return api
 
 
 def push_command(args: argparse.Namespace) -> RepoFolder:
     """``python -m sb3_dqn_atari.push_to_hub``: locate and load the model, build the repo folder, upload it in one
-    commit (or, with ``--dry-run``, leave it in a folder)."""
+    commit with ``HfApi.upload_folder`` (or, with ``--dry-run``, leave it in a folder)."""
+    from huggingface_sb3 import ModelName, ModelRepoId
+
+    policy = retry_policy(args)
     _check_args(args)
     source = locate_model(
         args.model, args.folder, args.algo, args.env, args.exp_id, args.load_best, args.trust_remote_code
@@ -326,17 +266,14 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if env_id is None:
         raise UserError("pass --env ENV_ID: a bare SB3 zip does not record its environment")
     final = args.dry_run
-    policy = retry_policy(args)
-    endpoint = hub_endpoint()
-    token = hub_token(required=True) if final is None else None
+    token = hub_token() if final is None else None
     # rl-zoo3's --algo for a run folder; the class that saved the zip otherwise (read as plain text)
     algo = args.algo if args.model is None else algo_name(algorithm_class(read_zip_data(source.zip_path)).__name__)
     if args.repo_id is None and final is None and args.organization is None:
         raise UserError("pass --repo-id NAMESPACE/NAME (or -orga NAMESPACE)")
-    repo_id = args.repo_id or f"{args.organization or 'ORG'}/{args.repo_name or model_name(algo, env_id)}"
-    if token is not None:
-        url = create_repo(repo_id, args.private, token, endpoint, policy)
-        print(f"Repository {url} ready")
+    repo_name = args.repo_name or ModelName(algo, env_folder_name(env_id))
+    repo_id = args.repo_id or ModelRepoId(args.organization or "ORG", repo_name)
+    api = _create_repo(repo_id, args.private, token, policy) if token is not None else None
 
     import torch
 
@@ -345,20 +282,29 @@ def push_command(args: argparse.Namespace) -> RepoFolder:
     if args.device == "cpu":
         torch.set_num_threads(1)
     model, _ = load_agent(source.zip_path, device=args.device, env_id=env_id, trust_remote_code=args.trust_remote_code)
+    names = ("episodes", "protocol", "seed", "epsilon", "max_frames", "video_length", "trust_remote_code")
+    options = PushOptions(progress=not args.quiet, **arguments(args, *names))
     with staging_dir(final) if final is not None else tempfile.TemporaryDirectory(prefix="sb3-hub-") as staged_name:
         staged = Path(staged_name)
-        built = _build(args, model, source, env_id, staged, repo_id, algo)
-        if final is not None:
+        built = build_repo_folder(model, source, env_id, staged, repo_id, algo, options)
+        r = built.evaluation.results
+        print(f"evaluation ({r['protocol']}, {r['n_eval_episodes']} episodes): {r['mean_reward']:.2f} +/- "
+              f"{r['std_reward']:.2f}")
+        if api is None:
             if final.exists():
                 final.rmdir()  # empty (checked above)
             move_into_place(staged, final)
-            built.path = final
             print(f"wrote {len(built.files)} files to {final} (dry run: nothing uploaded)")
             for name in built.files:
                 print(f"  {name}")
             return built
-        assert token is not None
         message = args.commit_message or f"Upload {type(model).__name__} agent playing {env_id} (sb3-dqn-atari)"
-        url = upload_folder(staged, repo_id, message, token, endpoint, policy)
-        print(f"pushed {len(built.files)} files to {repo_id} in one commit: {url}")
+        info = with_retries(
+            lambda: api.upload_folder(folder_path=staged, repo_id=repo_id, commit_message=message, repo_type="model"),
+            "push to",
+            repo_id,
+            api.endpoint,
+            policy,
+        )
+        print(f"pushed {len(built.files)} files to {repo_id} in one commit: {info.commit_url}")
         return built
