@@ -649,6 +649,42 @@ def test_plot_aggregates_runs_as_mean_and_spread() -> None:
     np.testing.assert_allclose(smooth(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
 
 
+def test_plot_compares_other_runs_at_equal_agent_steps(tmp_path: Path, capsys: Any) -> None:
+    """``--compare`` (issue 14: a run against the RL Zoo's published one): the other run is drawn beside the runs,
+    never counted among them, and every curve is cut at the agent steps the runs reach (or ``--max-steps``)."""
+    from PIL import Image
+
+    from sb3_dqn_atari.evaluation.curve_plot import steps_reached, up_to
+    from sb3_dqn_atari.evaluation.curves import load_run
+    from sb3_dqn_atari.plot import main
+
+    ours, zoo = tmp_path / "ours" / "BreakoutNoFrameskip-v4_1", tmp_path / "zoo" / "BreakoutNoFrameskip-v4"
+    ours.mkdir(parents=True)
+    np.savez(ours / "evaluations_nature_eval_freq.npz", timesteps=np.array([25, 50]), results=np.array([[1.0], [3.0]]))
+    _monitor_run(zoo, games=2, seed=0)
+    zoo_steps = np.arange(10, 210, 10)
+    np.savez(zoo / "evaluations.npz", timesteps=zoo_steps, results=zoo_steps[:, None] / 10.0)
+
+    runs, other = load_run(ours), load_run(zoo)
+    assert runs.evals["evaluations_nature_eval_freq.npz"].y.tolist() == [1.0, 3.0]
+    assert steps_reached([runs]) == 50.0
+    cut = up_to(other, 50.0)
+    assert cut.evals["evaluations.npz"].x.tolist() == [10, 20, 30, 40, 50]
+    assert cut.evals["evaluations.npz"].y.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert cut.train_raw is None  # the random games end after step 50 (hundreds of agent steps each)
+    assert up_to(other, 10_000).train_raw is not None
+
+    out = tmp_path / "c.png"
+    assert main([str(ours), "--compare", str(zoo), "-o", str(out)]) == 0
+    assert "from 1 run(s), up to 50 agent steps" in capsys.readouterr().out
+    assert main([str(ours), "--compare", str(zoo), "--max-steps", "150", "-o", str(out)]) == 0
+    assert "from 1 run(s), up to 150 agent steps" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.size == (640, 800)
+    assert main([str(ours), "--max-steps", "0", "-o", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --max-steps must be positive"
+
+
 def test_plot_user_errors(tmp_path: Path, capsys: Any) -> None:
     from sb3_dqn_atari.plot import main
 

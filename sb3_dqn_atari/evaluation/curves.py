@@ -55,6 +55,7 @@ NATURE_EVAL_FILE = "evaluations_nature.npz"
 #: the paper-protocol evaluation of rl-zoo3's ``--eval-freq`` when the yml has its own (:mod:`sb3_dqn_atari.zoo.run`)
 NATURE_EVAL_FREQ_FILE = "evaluations_nature_eval_freq.npz"
 ZOO_EVAL_FILE = "evaluations.npz"
+EVAL_FILES = (NATURE_EVAL_FILE, NATURE_EVAL_FREQ_FILE, ZOO_EVAL_FILE)
 #: Points of the common grid when several training curves are averaged.
 GRID_POINTS = 200
 
@@ -183,7 +184,7 @@ def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
         scores, frames, _ = monitor
         run.train_raw = Curve(frames / ACTION_REPEAT, scores)
         print(f"note: {path} has no {EPISODES_FILE}: training games placed at emulator frames / 4", file=sys.stderr)
-    for name in (NATURE_EVAL_FILE, NATURE_EVAL_FREQ_FILE, ZOO_EVAL_FILE):
+    for name in EVAL_FILES:
         curve = read_evaluations(path / name)
         if curve is not None:
             run.evals[name] = curve
@@ -231,7 +232,7 @@ def group_runs(runs: Sequence[RunData]) -> dict[str, list[RunData]]:
 
 
 def _has_data(folder: Path) -> bool:
-    return any(folder.glob(MONITOR_GLOB)) or (folder / NATURE_EVAL_FILE).is_file() or (folder / ZOO_EVAL_FILE).is_file()
+    return any(folder.glob(MONITOR_GLOB)) or any((folder / name).is_file() for name in EVAL_FILES)
 
 
 def find_runs(paths: Sequence[str | Path]) -> list[Path]:
@@ -246,7 +247,7 @@ def find_runs(paths: Sequence[str | Path]) -> list[Path]:
         subs = [s for s in sorted(p.iterdir()) if s.is_dir() and _has_data(s)]
         if not subs:
             raise UserError(
-                f"{p} holds no {MONITOR_GLOB}, {NATURE_EVAL_FILE} or {ZOO_EVAL_FILE} (nor do its sub-folders)"
+                f"{p} holds no {MONITOR_GLOB} nor {', '.join(EVAL_FILES)} (nor do its sub-folders)"
             )
         found.extend(subs)
     return found
