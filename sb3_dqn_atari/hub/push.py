@@ -136,7 +136,7 @@ def _generated_config(report: ExportReport, model: BaseAlgorithm) -> dict[str, A
     config: dict[str, Any] = {"policy": "MlpPolicy" if policy in ("DQNPolicy", "QRDQNPolicy") else policy}
     spec = PreprocessingSpec.from_json(report.metadata["preprocessing"])
     if spec.wrapper == NATURE_WRAPPER:  # the wrapper's arguments from the spec's fields
-        kwargs = {arg: getattr(spec, name) for arg, (name, _) in WRAPPER_ARGS[NATURE_WRAPPER].items() if name}
+        kwargs = {arg: getattr(spec, name) for arg, name in WRAPPER_ARGS[NATURE_WRAPPER].items() if name}
         config["env_wrapper"] = [{"sb3_dqn_atari.zoo.NatureAtariWrapper": kwargs}]
     frame_stack = int(report.metadata.get("frame_stack", "1"))
     if frame_stack > 1:
