@@ -51,24 +51,9 @@ the checkpoint.
 from typing import Any
 
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
-from sb3_dqn_atari.checkpoint.state import (
-    CheckpointError,
-    EnvStateError,
-    capture_callbacks_state,
-    capture_env_state,
-    capture_rng_state,
-    restore_callbacks_state,
-    restore_env_state,
-    restore_rng_state,
-)
+from sb3_dqn_atari.checkpoint.state import CheckpointError
 from sb3_dqn_atari.checkpoint.store import (
-    BUFFER_FILE,
-    CHECKPOINT_NAME,
-    FORMAT_VERSION,
     MANIFEST_FILE,
-    MODEL_FILE,
-    STATE_FILE,
-    Checkpoint,
     find_checkpoints,
     latest_checkpoint,
     load_checkpoint,
@@ -77,19 +62,16 @@ from sb3_dqn_atari.checkpoint.store import (
 )
 
 __all__ = [
-    "BUFFER_FILE", "CHECKPOINT_NAME", "FORMAT_VERSION", "MANIFEST_FILE", "MODEL_FILE", "STATE_FILE", "Checkpoint",
-    "CheckpointError", "EnvStateError", "ResumableCheckpointCallback",
-    "capture_callbacks_state", "capture_env_state", "capture_rng_state", "find_checkpoints", "latest_checkpoint",
-    "load_checkpoint", "read_checkpoint", "restore_callbacks_state", "restore_env_state", "restore_rng_state",
-    "save_checkpoint",
+    "MANIFEST_FILE", "CheckpointError", "ResumableCheckpointCallback", "find_checkpoints", "latest_checkpoint",
+    "load_checkpoint", "read_checkpoint", "save_checkpoint",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """The train command's pieces (:mod:`~sb3_dqn_atari.checkpoint.experiment`) on first use: they import rl-zoo3,
+    """The train command (:func:`~sb3_dqn_atari.checkpoint.experiment.zoo_train`) on first use: it imports rl-zoo3,
     which replaces gymnasium's ``TimeLimit`` when imported, and an env built after that has other wrappers."""
-    if name in ("ResumableExperimentManager", "TrainSession", "zoo_train"):
-        from sb3_dqn_atari.checkpoint import experiment
+    if name == "zoo_train":
+        from sb3_dqn_atari.checkpoint.experiment import zoo_train
 
-        return getattr(experiment, name)
+        return zoo_train
     raise AttributeError(f"module 'sb3_dqn_atari.checkpoint' has no attribute {name!r}")
