@@ -27,13 +27,7 @@ from __future__ import annotations
 import sys
 
 import sb3_dqn_atari.zoo  # noqa: F401  (registers NatureDQN as rl-zoo3's "dqn")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from sb3_dqn_atari.checkpoint import zoo_train
-
-    return zoo_train(argv)
-
+from sb3_dqn_atari.checkpoint.experiment import zoo_train as main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,6 @@ import functools
 import os
 import shutil
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,9 @@ from sb3_dqn_atari.agent.episode_log import rewind
 from sb3_dqn_atari.agent.memory import ReplayMemoryError
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
 from sb3_dqn_atari.checkpoint.resume_check import check_checkpoint, checked_loading
-from sb3_dqn_atari.checkpoint.state import CheckpointError
+from sb3_dqn_atari.checkpoint.state import CheckpointError, current_class_name
 from sb3_dqn_atari.checkpoint.store import MANIFEST_FILE, MODEL_FILE, Checkpoint, latest_checkpoint, load_checkpoint
 from sb3_dqn_atari.common.errors import UserError
-
-#: exit status for bad input (as the other commands)
-EXIT_USAGE = 2
 
 
 @dataclass
@@ -43,9 +39,9 @@ class TrainSession:
     checkpoint_freq: int = 0
     checkpoint_keep: int = 2
     resume: Checkpoint | None = None
+    trust_remote_code: bool = False
     learning: bool = False
     run_folders: list[str] = field(default_factory=list)
-    trust_remote_code: bool = False
 
 
 class ResumableExperimentManager(ExperimentManager):
@@ -64,21 +60,19 @@ class ResumableExperimentManager(ExperimentManager):
                 self.save_path = str(folder)
                 self.params_path = f"{self.save_path}/{self.env_name}"
 
-    def setup_experiment(self) -> Any:
-        if not os.path.exists(self.save_path):
-            self.session.run_folders.append(self.save_path)
-        return super().setup_experiment()
-
     def create_log_folder(self) -> None:
         """rl-zoo3 creates the run folder here, after reading the steps to train: stop first when a resumed
-        checkpoint has them all (nothing is written). A run resumed in its own folder appends to its Monitor
-        files (their rows after the checkpoint are cut in :meth:`_load_pretrained_agent`)."""
+        checkpoint has them all (nothing is written); else note whether the folder is new (removed on bad input).
+        A run resumed in its own folder appends to its Monitor files (their rows after the checkpoint are cut in
+        :meth:`_load_pretrained_agent`)."""
         resume = self.session.resume
         if resume is not None and resume.num_timesteps >= self.n_timesteps:
             raise NothingToTrain(
                 f"{resume.path} is at step {resume.num_timesteps:,} >= {self.n_timesteps:,}: nothing to train "
                 "(pass a larger -n to train further)"
             )
+        if not os.path.exists(self.save_path):
+            self.session.run_folders.append(self.save_path)
         if resume is not None and Path(self.save_path, f"0.{Monitor.EXT}").is_file():
             self.monitor_kwargs = {**self.monitor_kwargs, "override_existing": False}
         super().create_log_folder()
@@ -90,10 +84,7 @@ class ResumableExperimentManager(ExperimentManager):
         if not ours and (session.checkpoint_freq > 0 or session.resume is not None):
             ours = [
                 ResumableCheckpointCallback(
-                    save_freq=session.checkpoint_freq,
-                    save_path=os.path.join(self.save_path, "checkpoints"),
-                    keep=session.checkpoint_keep,
-                    verbose=self.verbose,
+                    save_freq=session.checkpoint_freq, keep=session.checkpoint_keep, verbose=self.verbose
                 )
             ]
             self.callbacks += ours
@@ -110,7 +101,7 @@ class ResumableExperimentManager(ExperimentManager):
             return super()._load_pretrained_agent(hyperparams, env)
         cls = ALGOS[self.algo]
         recorded = str(checkpoint.manifest.get("algorithm", ""))
-        if recorded not in _dotted_names(cls):
+        if current_class_name(recorded) != f"{cls.__module__}.{cls.__qualname__}":  # named as today or before
             raise CheckpointError(
                 f"{checkpoint.path} holds a {recorded} agent; --algo {self.algo} builds {cls.__name__}"
             )
@@ -164,13 +155,6 @@ def run_folder_of(checkpoint: Checkpoint) -> Path | None:
     if parent.name != "checkpoints" or latest_checkpoint(parent).path.resolve() != checkpoint.path.resolve():
         return None
     return parent.parent
-
-
-def _dotted_names(cls: type) -> set[str]:
-    """``module.Class`` of ``cls`` as a manifest records it, today and before the layering (``_legacy``)."""
-    from sb3_dqn_atari._legacy import old_name
-
-    return {f"{cls.__module__}.{cls.__qualname__}", f"{old_name(cls.__module__)}.{cls.__qualname__}"}
 
 
 def own_options() -> argparse.ArgumentParser:
@@ -249,12 +233,12 @@ def _session_from(argv: list[str], parser: argparse.ArgumentParser) -> tuple[Tra
         reused = [str(a) for a in recorded]
         argv = reused + argv
         ours, rest = parser.parse_known_args(argv)
-    if resume is not None:
         resume.verify(hashes=False)
         _vet_resume(resume, reused, ours.trust_remote_code)
     _require_conf(rest)
-    session = TrainSession(_without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume)
-    session.trust_remote_code = ours.trust_remote_code
+    session = TrainSession(
+        _without_resume(argv), ours.checkpoint_freq, ours.checkpoint_keep, resume, ours.trust_remote_code
+    )
     return session, rest
 
 
@@ -283,22 +267,6 @@ def _require_conf(rest: list[str]) -> None:
         )
 
 
-@contextlib.contextmanager
-def _zoo_train_with(session: TrainSession, rest: list[str]) -> Iterator[Any]:
-    """``rl_zoo3.train`` with ``rest`` as its command line and :class:`ResumableExperimentManager` bound to
-    ``session`` as its ``ExperimentManager``, both put back afterwards (``train()`` takes neither as an argument)."""
-    import rl_zoo3.train as zoo_module
-
-    saved_argv, saved_manager = sys.argv, zoo_module.ExperimentManager
-    sys.argv = [sys.argv[0], *rest]
-    factory = functools.partial(ResumableExperimentManager, session=session)
-    zoo_module.ExperimentManager = factory  # type: ignore[misc,assignment]
-    try:
-        yield zoo_module
-    finally:
-        sys.argv, zoo_module.ExperimentManager = saved_argv, saved_manager  # type: ignore[misc]
-
-
 def zoo_train(argv: list[str] | None = None) -> int:
     """``python -m sb3_dqn_atari.train``: rl-zoo3's ``train`` with ``--checkpoint-freq``, ``--checkpoint-keep``
     and ``--resume`` (see :mod:`sb3_dqn_atari.train`); returns the exit status (2: bad input, one line on
@@ -311,28 +279,28 @@ def zoo_train(argv: list[str] | None = None) -> int:
         session, rest = _session_from(argv, parser)
     except (CheckpointError, UserError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    with _zoo_train_with(session, rest) as zoo_module:
-        try:
-            with checked_loading(session.resume is not None and not session.trust_remote_code):
-                zoo_module.train()
-        except NothingToTrain as exc:
-            print(exc)
-            return 0
-        except ReplayMemoryError as exc:
-            _remove_run_folders(session)
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
-        except Exception as exc:
-            if session.learning:  # a failure while training is not bad input: the full traceback
-                raise
-            _remove_run_folders(session)
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_USAGE
+        return UserError.exit_status
+    import rl_zoo3.train as zoo_module  # its train() and ExperimentManager, set and put back (module docstring)
+
+    saved_argv, saved_manager = sys.argv, zoo_module.ExperimentManager
+    sys.argv = [sys.argv[0], *rest]
+    zoo_module.ExperimentManager = functools.partial(  # type: ignore[misc,assignment]
+        ResumableExperimentManager, session=session
+    )
+    try:
+        with checked_loading(session.resume is not None and not session.trust_remote_code):
+            zoo_module.train()
+    except NothingToTrain as exc:
+        print(exc)
+    except Exception as exc:
+        # a failure while training is not bad input: the full traceback; but the replay memory that does not
+        # fit (raised by the first steps) is
+        if session.learning and not isinstance(exc, ReplayMemoryError):
+            raise
+        for folder in session.run_folders:  # the run folders this command created: no partial output
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return UserError.exit_status
+    finally:
+        sys.argv, zoo_module.ExperimentManager = saved_argv, saved_manager  # type: ignore[misc]
     return 0
-
-
-def _remove_run_folders(session: TrainSession) -> None:
-    """Remove the run folders this command created before failing (no partial output)."""
-    for folder in session.run_folders:
-        shutil.rmtree(folder, ignore_errors=True)
