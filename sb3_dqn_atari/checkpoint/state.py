@@ -44,38 +44,35 @@ def _space_generators(space: spaces.Space) -> list[spaces.Space]:
     return found
 
 
-def capture_rng_state(model: BaseAlgorithm | None = None) -> dict[str, Any]:
-    """The states of python's ``random``, numpy's global RNG, torch (CPU, and CUDA when initialised) and, with
-    ``model``, its action- and observation-space samplers (``action_space.sample()`` picks ε-greedy actions)."""
+def capture_rng_state(model: BaseAlgorithm) -> dict[str, Any]:
+    """The states of python's ``random``, numpy's global RNG, torch (CPU, and CUDA when initialised) and ``model``'s
+    action- and observation-space samplers (``action_space.sample()`` picks ε-greedy actions)."""
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": th.get_rng_state(),
         "cuda": th.cuda.get_rng_state_all() if th.cuda.is_available() and th.cuda.is_initialized() else None,
     }
-    if model is not None:
-        for name in ("action_space", "observation_space"):
-            generators = [copy.deepcopy(s._np_random) for s in _space_generators(getattr(model, name))]
-            state[name] = generators
+    for name in ("action_space", "observation_space"):
+        state[name] = [copy.deepcopy(s._np_random) for s in _space_generators(getattr(model, name))]
     return state
 
 
-def restore_rng_state(state: dict[str, Any], model: BaseAlgorithm | None = None) -> None:
+def restore_rng_state(state: dict[str, Any], model: BaseAlgorithm) -> None:
     """Inverse of :func:`capture_rng_state` (global RNGs of this process, and ``model``'s space samplers)."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     th.set_rng_state(state["torch"])
     if state.get("cuda") is not None and th.cuda.is_available():
         th.cuda.set_rng_state_all(state["cuda"])
-    if model is not None:
-        for name in ("action_space", "observation_space"):
-            targets = _space_generators(getattr(model, name))
-            saved = state.get(name)
-            if saved is None or len(saved) != len(targets):
-                warnings.warn(f"checkpoint: the {name} sampler state does not match; left as loaded", stacklevel=2)
-                continue
-            for space, generator in zip(targets, saved, strict=True):
-                space._np_random = copy.deepcopy(generator)
+    for name in ("action_space", "observation_space"):
+        targets = _space_generators(getattr(model, name))
+        saved = state.get(name)
+        if saved is None or len(saved) != len(targets):
+            warnings.warn(f"checkpoint: the {name} sampler state does not match; left as loaded", stacklevel=2)
+            continue
+        for space, generator in zip(targets, saved, strict=True):
+            space._np_random = copy.deepcopy(generator)
 
 
 # --------------------------------------------------------------------------------------- object states
@@ -107,14 +104,10 @@ def _object_state(obj: Any, exclude: frozenset[str] = frozenset()) -> tuple[dict
 
 
 def _ale_of(obj: Any) -> Any:
-    """The ``ALEInterface`` an Atari env holds, else ``None`` (ale_py is optional here)."""
+    """The ``ALEInterface`` an Atari env holds, else ``None``."""
+    import ale_py
+
     ale = vars(obj).get("ale")
-    if ale is None:
-        return None
-    try:
-        import ale_py
-    except ImportError:  # pragma: no cover - an "ale" attribute without ale_py
-        return None
     return ale if isinstance(ale, ale_py.ALEInterface) else None
 
 
@@ -191,21 +184,23 @@ def restore_env_state(env: VecEnv | gym.Env, snapshot: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------ callback states
 def _callback_tree(
-    root: BaseCallback | None, path: str = "", seen: set[int] | None = None
+    root: BaseCallback | None, skip: BaseCallback | None, path: str = "", seen: set[int] | None = None
 ) -> Iterator[tuple[str, BaseCallback]]:
-    """Every callback reachable from ``root`` (lists, event callbacks' children) once, with a stable path."""
+    """Every callback reachable from ``root`` (lists, event callbacks' children) once, with a stable path; not the
+    lists themselves, nor ``skip``."""
     seen = set() if seen is None else seen
     if root is None or id(root) in seen:
         return
     seen.add(id(root))
-    yield path or "root", root
     if isinstance(root, CallbackList):
         for i, child in enumerate(root.callbacks):
-            yield from _callback_tree(child, f"{path}/{i}", seen)
+            yield from _callback_tree(child, skip, f"{path}/{i}", seen)
         return
+    if root is not skip:
+        yield path or "root", root
     for key, value in vars(root).items():
         if key != "parent" and isinstance(value, BaseCallback):
-            yield from _callback_tree(value, f"{path}/{key}", seen)
+            yield from _callback_tree(value, skip, f"{path}/{key}", seen)
 
 
 _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_env"})
@@ -214,9 +209,7 @@ _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_e
 def capture_callbacks_state(root: BaseCallback | None, skip: BaseCallback | None = None) -> list[dict[str, Any]]:
     """Counters, results and evaluation envs of the callbacks under ``root`` (but ``skip``)."""
     states = []
-    for path, callback in _callback_tree(root):
-        if callback is skip or isinstance(callback, CallbackList):
-            continue
+    for path, callback in _callback_tree(root, skip):
         state, _ = _object_state(callback, _CALLBACK_LINKS)
         envs = {}
         for key, value in vars(callback).items():
@@ -234,9 +227,7 @@ def restore_callbacks_state(
     """Inverse of :func:`capture_callbacks_state`, matching callbacks by path and class; returns what did not match."""
     by_key = {(s["path"], current_class_name(s["class"])): s for s in states}
     unmatched = []
-    for path, callback in _callback_tree(root):
-        if callback is skip or isinstance(callback, CallbackList):
-            continue
+    for path, callback in _callback_tree(root, skip):
         saved = by_key.pop((path, _class_name(callback)), None)
         if saved is None:
             unmatched.append(f"{type(callback).__name__} (new)")

@@ -41,12 +41,14 @@ from sb3_dqn_atari.checkpoint.state import (
     restore_env_state,
     restore_rng_state,
 )
+from sb3_dqn_atari.common.files import move_into_place
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 #: name of a complete checkpoint folder: ``step_<num_timesteps, 12 digits>``
 CHECKPOINT_NAME = re.compile(r"^step_(\d+)$")
-_TEMP_NAME = re.compile(r"^\.(?:tmp|trash)-.*-(\d+)$")
+#: temporary folders of a save: its own, an old checkpoint being deleted, one being replaced (``move_into_place``)
+_TEMP_NAME = re.compile(r"^\.(?:tmp-.*|trash-.*|step_\d+\.old)-(\d+)$")
 _CHUNK = 1 << 22
 
 # ------------------------------------------------------------------------------------------ file helpers
@@ -135,14 +137,14 @@ def save_checkpoint(
     model: BaseAlgorithm,
     folder: str | Path,
     *,
-    keep: int | None = 2,
+    keep: int = 2,
     save_replay_buffer: bool = True,
     callbacks: BaseCallback | None = None,
     skip_callback: BaseCallback | None = None,
     argv: list[str] | None = None,
 ) -> Path:
     """Write a complete checkpoint of ``model`` into ``folder/step_<num_timesteps>`` atomically; keep the newest
-    ``keep`` (``None``: all). Call it between ``learn`` iterations (``on_rollout_start``) for an exact resume.
+    ``keep``. Call it between ``learn`` iterations (``on_rollout_start``) for an exact resume.
 
     :param callbacks: the callbacks of the ``learn`` call, whose counters and evaluation envs are saved too
     :param skip_callback: one of them not to save (the checkpointing callback itself)
@@ -151,8 +153,8 @@ def save_checkpoint(
 
     Long on purpose: one sequence of steps, in this order, sharing their state.
     """
-    if keep is not None and keep < 1:
-        raise ValueError(f"keep must be at least 1 (or None for all), not {keep}")
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, not {keep}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"step_{model.num_timesteps:012d}"
@@ -200,9 +202,7 @@ def save_checkpoint(
             os.fsync(f.fileno())
         _fsync_dir(temp)
         final = folder / name
-        if final.exists():  # the same step saved again (e.g. a signal right after a resume)
-            _remove_dir(final)
-        os.replace(temp, final)
+        move_into_place(temp, final, force=True)  # the same step saved again: e.g. a signal right after a resume
         _fsync_dir(folder)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
@@ -211,15 +211,14 @@ def save_checkpoint(
     return final
 
 
-def _clean(folder: Path, keep: int | None) -> None:
+def _clean(folder: Path, keep: int) -> None:
     """Delete checkpoints beyond the newest ``keep``, and temporary folders of processes that are gone."""
     for path in folder.iterdir():
         match = _TEMP_NAME.match(path.name)
         if match and path.is_dir() and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
             shutil.rmtree(path, ignore_errors=True)
-    if keep is not None:
-        for old in find_checkpoints(folder, verify=False)[:-keep]:
-            _remove_dir(old.path)
+    for old in find_checkpoints(folder, verify=False)[:-keep]:
+        _remove_dir(old.path)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -343,7 +342,6 @@ def load_checkpoint(
     device: th.device | str = "auto",
     *,
     cls: type[BaseAlgorithm] | None = None,
-    verify: bool = True,
     **kwargs: Any,
 ) -> tuple[BaseAlgorithm, Checkpoint]:
     """Load the checkpoint at ``path`` (see :func:`latest_checkpoint`) to go on training exactly.
@@ -354,12 +352,11 @@ def load_checkpoint(
     :class:`ResumableCheckpointCallback` with ``resume_from=checkpoint.path`` to restore the other callbacks.
 
     :param cls: algorithm class (default: the one recorded in the manifest)
-    :param verify: check the files' SHA-256 against the manifest first
     :param kwargs: passed to ``cls.load`` (e.g. ``tensorboard_log``, ``verbose``)
     :raises CheckpointError: for a missing, incomplete or corrupted checkpoint, or one for another env
     """
     checkpoint = latest_checkpoint(path)
-    checkpoint.verify(hashes=verify)
+    checkpoint.verify()  # every file's size and SHA-256
     cls = cls or _algorithm_class(str(checkpoint.manifest.get("algorithm", "")))
     try:
         model = load_model(cls, checkpoint.path / MODEL_FILE, env=env, device=device, force_reset=False, **kwargs)
