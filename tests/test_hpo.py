@@ -25,11 +25,12 @@ def test_sampler_keeps_the_nature_network_and_the_paper_neighbourhood() -> None:
     from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
     import sb3_dqn_atari.zoo  # noqa: F401  (what rl-zoo3 imports from our yml)
+    from sb3_dqn_atari.evaluation.callback import PaperProtocolTrialEvalCallback
     from sb3_dqn_atari.zoo import hpo
 
     sampler, converter = HYPERPARAMS_SAMPLER["dqn"], HYPERPARAMS_CONVERTER["dqn"]
     assert sampler is hpo.sample_nature_dqn_params and converter is hpo.convert_nature_dqn_params
-    assert exp_manager.TrialEvalCallback is hpo.paper_protocol_trial_eval
+    assert exp_manager.TrialEvalCallback is PaperProtocolTrialEvalCallback
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen: dict[str, set[object]] = {name: set() for name in SAMPLED}
     for _ in range(300):

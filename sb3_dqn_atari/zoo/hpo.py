@@ -14,9 +14,8 @@ wrapper (clipped rewards, a lost life ends the episode), not with the paper's ev
   the yml sets;
 * ``HYPERPARAMS_CONVERTER["dqn"]`` by :func:`convert_nature_dqn_params` (``--trial-id`` re-reads a trial's
   parameters; use ``python -m sb3_dqn_atari.train``, which registers before rl-zoo3 reads the study);
-* ``exp_manager.TrialEvalCallback`` by :func:`paper_protocol_trial_eval`: each intermediate evaluation plays the
-  paper's protocol (:class:`~sb3_dqn_atari.evaluation.callback.PaperProtocolTrialEvalCallback`) and the trial's
-  value is the raw game score.
+* ``exp_manager.TrialEvalCallback`` by :class:`~sb3_dqn_atari.evaluation.callback.PaperProtocolTrialEvalCallback`:
+  each intermediate evaluation plays the paper's protocol and the trial's value is the raw game score.
 
 Several machines or processes search one study through a shared Optuna storage::
 
@@ -31,6 +30,8 @@ seed propose the same parameters.
 from __future__ import annotations
 
 from typing import Any
+
+from sb3_dqn_atari.evaluation.callback import PaperProtocolTrialEvalCallback
 
 #: Extended Data Table 1 values the space is centred on (agent steps, as the Lua code counts them)
 PAPER = {
@@ -73,13 +74,6 @@ def convert_nature_dqn_params(sampled_params: dict[str, Any]) -> dict[str, Any]:
     return dict(sampled_params)
 
 
-def paper_protocol_trial_eval(*args: Any, **kwargs: Any) -> Any:
-    """What rl-zoo3's ``objective`` builds as ``TrialEvalCallback`` once :func:`register` ran (same arguments)."""
-    from sb3_dqn_atari.evaluation.callback import PaperProtocolTrialEvalCallback
-
-    return PaperProtocolTrialEvalCallback(*args, **kwargs)
-
-
 def register(name: str = "dqn") -> None:
     """Use the NatureDQN sampler and the paper-protocol trial evaluation for rl-zoo3's ``--algo name`` (this
     process only)."""
@@ -88,4 +82,4 @@ def register(name: str = "dqn") -> None:
 
     HYPERPARAMS_SAMPLER[name] = sample_nature_dqn_params
     HYPERPARAMS_CONVERTER[name] = convert_nature_dqn_params
-    exp_manager.TrialEvalCallback = paper_protocol_trial_eval  # type: ignore[assignment,misc]
+    exp_manager.TrialEvalCallback = PaperProtocolTrialEvalCallback  # type: ignore[assignment,misc]
