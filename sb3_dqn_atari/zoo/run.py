@@ -17,22 +17,24 @@ writes ``config.yml``. So that method is wrapped on the class (and calls rl-zoo3
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_dqn_atari.agent.threads import ThreadChoice, configure_torch_threads
-from sb3_dqn_atari.evaluation.callback import NatureEvalCallback
+from sb3_dqn_atari.evaluation.callback import NatureEvalCallback, PaperProtocolEvalCallback
 from sb3_dqn_atari.evaluation.curves import NATURE_EVAL_FREQ_FILE
 
 __all__ = ["EVAL_FREQ_FILE_STEM", "install", "record_n_timesteps", "run_banner", "separate_eval_files"]
 
 #: the files of rl-zoo3's ``--eval-freq`` evaluation when the yml has its own :class:`NatureEvalCallback`
 EVAL_FREQ_FILE_STEM = NATURE_EVAL_FREQ_FILE.removesuffix(".npz")
-_INSTALLED = "_sb3_dqn_atari_hooks"
+#: rl-zoo3's own ``_save_config``, which ours calls
+_ZOO_SAVE_CONFIG = ExperimentManager._save_config
 
 
 def record_n_timesteps(saved_hyperparams: MutableMapping[str, Any], n_timesteps: int) -> None:
@@ -89,29 +91,20 @@ def run_banner(
     return f"--algo {algo} builds {what} from {config}, {steps}\n{threads.describe()}"
 
 
+def _save_config(self: Any, saved_hyperparams: dict[str, Any]) -> None:
+    """``ExperimentManager._save_config`` once :func:`install` ran: this package's steps (the module docstring),
+    then rl-zoo3's own."""
+    note = separate_eval_files(self.callbacks, PaperProtocolEvalCallback)
+    if note:
+        print(note)
+    threads = configure_torch_threads(getattr(self.args, "num_threads", None))
+    cls = ALGOS[self.algo]
+    in_yml = saved_hyperparams.get("n_timesteps")
+    print(run_banner(cls, self._hyperparams, self.algo, str(self.config), self.n_timesteps, in_yml, threads))
+    record_n_timesteps(saved_hyperparams, self.n_timesteps)
+    _ZOO_SAVE_CONFIG(self, saved_hyperparams)
+
+
 def install() -> None:
-    """Wrap rl-zoo3's ``ExperimentManager._save_config`` (once per process)."""
-    from rl_zoo3.exp_manager import ExperimentManager
-
-    if getattr(ExperimentManager, _INSTALLED, False):
-        return
-    save_config = ExperimentManager._save_config
-
-    @functools.wraps(save_config)
-    def _save_config(self: Any, saved_hyperparams: dict[str, Any]) -> None:
-        from rl_zoo3.utils import ALGOS
-
-        from sb3_dqn_atari.evaluation.callback import PaperProtocolEvalCallback
-
-        note = separate_eval_files(self.callbacks, PaperProtocolEvalCallback)
-        if note:
-            print(note)
-        threads = configure_torch_threads(getattr(self.args, "num_threads", None))
-        cls = ALGOS[self.algo]
-        in_yml = saved_hyperparams.get("n_timesteps")
-        print(run_banner(cls, self._hyperparams, self.algo, str(self.config), self.n_timesteps, in_yml, threads))
-        record_n_timesteps(saved_hyperparams, self.n_timesteps)
-        save_config(self, saved_hyperparams)
-
+    """Wrap rl-zoo3's ``ExperimentManager._save_config`` (in this process; again: no change)."""
     ExperimentManager._save_config = _save_config  # type: ignore[method-assign]
-    setattr(ExperimentManager, _INSTALLED, True)
