@@ -105,9 +105,11 @@ def _object_state(obj: Any, exclude: frozenset[str] = frozenset()) -> tuple[dict
 
 def _ale_of(obj: Any) -> Any:
     """The ``ALEInterface`` an Atari env holds, else ``None``."""
-    import ale_py
-
     ale = vars(obj).get("ale")
+    if ale is None:
+        return None
+    import ale_py  # only for a layer that holds an "ale"
+
     return ale if isinstance(ale, ale_py.ALEInterface) else None
 
 
