@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "own line, up to the agent steps the LOGDIRs reach",
     )
     parser.add_argument("--max-steps", type=float, help="draw up to this many agent steps")
+    parser.add_argument(
+        "--table-every", type=float, help="also print each evaluation's score every this many agent steps (Markdown)"
+    )
     parser.add_argument("--dpi", type=int, default=100)
     parser.add_argument(
         "--trust-remote-code", action="store_true", help="read the run folders' rl-zoo3 yml files unchecked"

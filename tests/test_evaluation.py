@@ -677,12 +677,19 @@ def test_plot_compares_other_runs_at_equal_agent_steps(tmp_path: Path, capsys: A
     out = tmp_path / "c.png"
     assert main([str(ours), "--compare", str(zoo), "-o", str(out)]) == 0
     assert "from 1 run(s), up to 50 agent steps" in capsys.readouterr().out
-    assert main([str(ours), "--compare", str(zoo), "--max-steps", "150", "-o", str(out)]) == 0
-    assert "from 1 run(s), up to 150 agent steps" in capsys.readouterr().out
+    assert main([str(ours), "--compare", str(zoo), "--max-steps", "150", "-o", str(out), "--table-every", "40"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert "from 1 run(s), up to 150 agent steps" in printed[-1]
+    assert printed[0] == (
+        "| env | agent steps | BreakoutNoFrameskip-v4_1: evaluations_nature_eval_freq.npz | zoo: evaluations.npz |"
+    )
+    # the evaluation nearest to every 40 steps up to the 50 the run reaches; ± the std over its episodes (one: 0)
+    assert printed[2] == "| BreakoutNoFrameskip-v4 | 40 | 3.0 ± 0.0 (at 50) | 4.0 ± 0.0 (at 40) |"
+    assert len(printed) == 4  # header, rule, one row, the PNG line
     with Image.open(out) as image:
         assert image.size == (640, 800)
     assert main([str(ours), "--max-steps", "0", "-o", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == "error: --max-steps must be positive"
+    assert capsys.readouterr().err.strip() == "error: --max-steps and --table-every must be positive"
 
 
 def test_plot_user_errors(tmp_path: Path, capsys: Any) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.common.files import atomic_file
@@ -150,10 +152,15 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
         ax.text(0.5, 0.5, "no evaluation files", ha="center", va="center", transform=ax.transAxes)
 
 
+def run_name(run: RunData) -> str:
+    """The run folder's name, or its parent's when the folder is named after the env (``rl-zoo-dqn/PongNo…``)."""
+    return run.path.name if run.path.name != run.env_id else run.path.parent.name
+
+
 def _draw_other(ax_train: Axes, ax_eval: Axes, run: RunData, window: int, color: str) -> None:
     """A run of ``--compare``: its training games' ``window``-game mean and its evaluation curves, labelled with
     its folder's name."""
-    name = run.path.name if run.path.name != run.env_id else run.path.parent.name
+    name = run_name(run)
     if run.train_raw is not None:
         ax_train.plot(
             run.train_raw.x, smooth(run.train_raw.y, window), color=color, label=f"{name}: mean of last {window}"
@@ -178,6 +185,23 @@ def up_to(run: RunData, max_steps: float) -> RunData:
     evals = {name: cut(c) for name, c in run.evals.items() if (c.x <= max_steps).any()}
     train = cut(run.train_raw) if run.train_raw is not None and (run.train_raw.x <= max_steps).any() else None
     return RunData(run.path, run.env_id, train, evals)
+
+
+def comparison_table(runs: Sequence[RunData], compare: Sequence[RunData], every: float) -> list[str]:
+    """A Markdown table of each evaluation file's score at every ``every`` agent steps (the evaluation nearest to
+    each step, and the step it was made at), for the runs and the ``--compare`` runs side by side."""
+    columns = [(r, name) for r in (*runs, *compare) for name in EVAL_LABELS if name in r.evals]
+    lines = ["| env | agent steps | " + " | ".join(f"{run_name(r)}: {n}" for r, n in columns) + " |"]
+    lines.append("|---|---|" + "---|" * len(columns))
+    for step in np.arange(every, steps_reached(runs) + 1, every):
+        cells = []
+        for run, name in columns:
+            curve = run.evals[name]
+            i = int(np.abs(curve.x - step).argmin())
+            sd = f" ± {(curve.hi[i] - curve.y[i]):.1f}" if curve.hi is not None else ""
+            cells.append(f"{curve.y[i]:.1f}{sd} (at {curve.x[i]:,.0f})")
+        lines.append(f"| {runs[0].env_id} | {step:,.0f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _to_frames(steps: Any) -> Any:
@@ -211,8 +235,8 @@ def plot_command(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise UserError(f"{out}: the output is a PNG; name it *.png")
     check_output(out, "the plot")
-    if args.max_steps is not None and args.max_steps <= 0:
-        raise UserError("--max-steps must be positive")
+    if (args.max_steps is not None and args.max_steps <= 0) or (args.table_every or 0) < 0:
+        raise UserError("--max-steps and --table-every must be positive")
     runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]
     if not any(r.train_raw is not None or r.evals for r in runs):
         raise UserError("the run folders hold no finished episode yet (empty Monitor and evaluation files)")
@@ -221,6 +245,8 @@ def plot_command(args: argparse.Namespace) -> int:
     if max_steps is not None:
         runs, compare = [up_to(r, max_steps) for r in runs], [up_to(r, max_steps) for r in compare]
     width, height = plot_runs(runs, out, window=args.window, band=args.band, dpi=args.dpi, compare=compare)
+    if args.table_every:
+        print("\n".join(comparison_table(runs, compare, args.table_every)))
     print(
         f"wrote {out} ({width}x{height}) from {len(runs)} run(s)"
         + (f", up to {max_steps:,.0f} agent steps" if max_steps else "")
