@@ -49,6 +49,8 @@ from tests.hub_server import FakeHub, client_env
 from tests.zoo_runs import zoo_env
 
 README = ROOT / "README.md"
+#: ``../shared`` of a clone (reference curves); the scratch folder gets a link to it at the same relative place
+SHARED = ROOT.parent / "shared"
 TRAIN_MODULES = ("rl_zoo3.train", "sb3_dqn_atari.train")
 N_TRAIN = 1200
 HUB_TOKEN = "hf_readme_test_token"
@@ -126,6 +128,8 @@ def skip_reason(command: Command) -> str | None:
         return SKIPS[str(command.module)]
     if command.module in TRAIN_MODULES and ({"-optimize", "--optimize"} & set(argv) or "--trial-id" in argv):
         return SKIPS["optuna"]
+    if any(arg.startswith("../shared/") for arg in argv) and not SHARED.is_dir():
+        return "names ../shared (the RL Zoo's reference curves), which is not beside this clone"
     return None
 
 
@@ -173,6 +177,8 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpr
 def _workspace(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hyperparams").symlink_to(ROOT / "hyperparams")
+    if SHARED.is_dir() and not (folder.parent / "shared").exists():
+        (folder.parent / "shared").symlink_to(SHARED)
     return folder
 
 

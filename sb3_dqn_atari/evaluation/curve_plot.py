@@ -191,6 +191,8 @@ def comparison_table(runs: Sequence[RunData], compare: Sequence[RunData], every:
     """A Markdown table of each evaluation file's score at every ``every`` agent steps (the evaluation nearest to
     each step, and the step it was made at), for the runs and the ``--compare`` runs side by side."""
     columns = [(r, name) for r in (*runs, *compare) for name in EVAL_LABELS if name in r.evals]
+    if not columns:
+        return ["no evaluation within the agent steps the runs reach: no table"]
     lines = ["| env | agent steps | " + " | ".join(f"{run_name(r)}: {n}" for r, n in columns) + " |"]
     lines.append("|---|---|" + "---|" * len(columns))
     for step in np.arange(every, steps_reached(runs) + 1, every):
