@@ -88,9 +88,10 @@ def plot_runs(
         ax_train.set_title(
             f"{env_id}: training score (raw, full games){'' if len(members) == 1 else f', {len(members)} runs'}"
         )
-        _draw_evaluations(ax_eval, members, band, band_name, _game_row(env_id))
+        _draw_evaluations(ax_eval, members, band, band_name)
         for k, other in enumerate(others.get(env_id, [])):
             _draw_other(ax_train, ax_eval, other, window, color=f"C{k + 4}")
+        _paper_lines(ax_eval, _game_row(env_id))
         ax_eval.set_title(f"{env_id}: evaluation score")
         for ax in (ax_train, ax_eval):
             _agent_step_axes(ax)
@@ -125,9 +126,8 @@ def _draw_training(ax: Axes, members: Sequence[RunData], window: int, band: str,
         _band(ax, agg, "C0", 0.25, band_name)
 
 
-def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name: str, row: PaperScores | None) -> None:
-    """Each evaluation file's curve (one run: its ± std band; several: their mean and ``band``), and the paper's
-    DQN, human and random scores."""
+def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name: str) -> None:
+    """Each evaluation file's curve (one run: its ± std band; several: their mean and ``band``)."""
     drew = False
     for k, name in enumerate(EVAL_LABELS):
         curves = [r.evals[name] for r in members if name in r.evals]
@@ -144,10 +144,6 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
             ax.plot(curve.x, curve.y, "o-", ms=3, color=color, label=label)
             _band(ax, curve, color, 0.2)
             drew = True
-    if row is not None:
-        ax.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
-        ax.axhline(row.human, color="C3", ls=":", lw=1, label=f"human {row.human:g}")
-        ax.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
     if not drew:
         ax.text(0.5, 0.5, "no evaluation files", ha="center", va="center", transform=ax.transAxes)
 
@@ -155,6 +151,19 @@ def _draw_evaluations(ax: Axes, members: Sequence[RunData], band: str, band_name
 def run_name(run: RunData) -> str:
     """The run folder's name, or its parent's when the folder is named after the env (``rl-zoo-dqn/PongNo…``)."""
     return run.path.name if run.path.name != run.env_id else run.path.parent.name
+
+
+def _paper_lines(ax: Axes, row: PaperScores | None) -> None:
+    """The paper's DQN, human and random scores as horizontal lines, in the legend with their values; drawn
+    within the curves' range (a line far above an early curve would flatten it), the whole line set otherwise."""
+    if row is None:
+        return
+    limits = ax.get_ylim() if ax.lines else None
+    ax.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
+    ax.axhline(row.human, color="C3", ls=":", lw=1, label=f"human {row.human:g}")
+    ax.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
+    if limits is not None:
+        ax.set_ylim(*limits)
 
 
 def _draw_other(ax_train: Axes, ax_eval: Axes, run: RunData, window: int, color: str) -> None:
