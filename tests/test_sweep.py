@@ -58,13 +58,14 @@ def _finish(process: subprocess.Popen[str], timeout: float) -> str:
     return out
 
 
-def _tune_checkpoints(trial: Path) -> list[int]:
-    """The steps of the checkpoints Tune registered for a trial (``checkpoint_dir_name`` in its results)."""
+def _tune_checkpoints(trial: Path, pid: int | None = None) -> list[int]:
+    """The steps of the checkpoints Tune registered for a trial (``checkpoint_dir_name`` in its results), only
+    those reported by the worker process ``pid`` when given (Tune fills ``pid`` in every result)."""
     steps = []
     with contextlib.suppress(FileNotFoundError), open(trial / "result.json") as f:
         for line in f:
             result = json.loads(line)
-            if result.get("checkpoint_dir_name"):
+            if result.get("checkpoint_dir_name") and pid in (None, result["pid"]):
                 steps.append(int(result["checkpoint_step"]))
     return steps
 
@@ -123,11 +124,14 @@ def test_sweep_survives_a_killed_worker_a_lost_node_and_an_interruption_exactly(
         process = _sweep(["--games", "Pong", "Breakout", "--seeds", "0", "1", *TINY, *name, "--address",
                           cluster.address, "--max-failures", "3", "--max-concurrent-trials", "2"])  # fmt: skip
         try:
-            victim, step = _wait(lambda: _checkpointed_on(sweep, worker), process, "a checkpoint on the 2nd node")
+            victim, _ = _wait(lambda: _checkpointed_on(sweep, worker), process, "a checkpoint on the 2nd node")
             pid = read_attempts(victim)[0]["pid"]
             os.kill(pid, signal.SIGKILL)
             cluster.remove_node(worker)
             _wait(lambda: len(read_attempts(victim)) == 2, process, "the retry of the killed trial")
+            # the newest checkpoint Tune had from the killed worker (it may have reported another one between the
+            # first one seen above and the kill); once the retry has started, Tune has all the worker reported
+            step = _tune_checkpoints(victim, pid)[-1]
             process.send_signal(signal.SIGINT)
         finally:
             out = _finish(process, 300)
