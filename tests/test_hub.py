@@ -354,6 +354,22 @@ def test_pull_errors(hub_env: FakeHub, monkeypatch: pytest.MonkeyPatch, tmp_path
     assert not logs.exists() or not [p for p in logs.rglob("*") if p.is_file()]
 
 
+def test_pull_refuses_metrics_zip_members_that_leave_the_run_folder(hub_env: FakeHub, tmp_path: Path, capsys) -> None:
+    """train_eval_metrics.zip is extracted into the run folder: a member named outside it refuses the repo before
+    anything is placed."""
+    buffer = io.BytesIO()
+    DQN("MlpPolicy", "CartPole-v1", buffer_size=100, learning_starts=0, device="cpu").save(buffer)
+    logs = tmp_path / "logs"
+    for i, member in enumerate(("../escaped.csv", "/tmp/absolute.csv", "a/../../escaped.csv")):
+        metrics = _zip_bytes({"0.monitor.csv": b"#{}\nr,l,t\n", member: b"planted"})
+        files = {"dqn-CartPole-v1.zip": buffer.getvalue(), "train_eval_metrics.zip": metrics}
+        hub_env.add_repo(f"alice/metrics-{i}", files)
+        assert pull_main(["--repo-id", f"alice/metrics-{i}", "-f", str(logs), "-q"]) == 2
+        line = _error_line(capsys)
+        assert f"train_eval_metrics.zip holds the file name {member!r}" in line and "outside its folder" in line, line
+    assert not logs.exists() and not (tmp_path / "escaped.csv").exists()
+
+
 def _zip_member(path: Path, name: str) -> bytes:
     with zipfile.ZipFile(path) as archive:
         return archive.read(name)

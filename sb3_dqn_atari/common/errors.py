@@ -1,9 +1,9 @@
 """The project's one exception for mistakes a user can fix, and the one runner every command ends with (no torch,
 no third-party import: the ONNX runtime and the file checks use them too).
 
-Every command's ``main`` (:func:`command_main`) runs its library call through :func:`run_cli`: a :class:`UserError`
-(or an ``OSError``: an output folder that cannot be created) prints ``error: <message>`` as one line on stderr and
-exits with status 2 (an error class may set another ``exit_status``: a failed ONNX verification is 1, not the
+Every command's ``main`` (:func:`command_main`) runs its library call so that a :class:`UserError` (or an
+``OSError``: an output folder that cannot be created) prints ``error: <message>`` as one line on stderr and exits
+with status 2 (an error class may set another ``exit_status``: a failed ONNX verification is 1, not the
 user's doing).
 """
 
@@ -30,26 +30,6 @@ def one_line(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def run_cli(command: Callable[[], object], interrupted: str | None = None, *, warning_lines: bool = False) -> int:
-    """Run a command's library call: its exit status (an ``int`` it returns, else 0); a user error or an OS
-    error as one ``error:`` line and status 2 (or the error's ``exit_status``); Ctrl-C, when ``interrupted`` says
-    what was left, as ``interrupted: <that>`` and status 130. ``warning_lines``: warnings on one line each."""
-    try:
-        with warnings.catch_warnings():
-            if warning_lines:  # "warning: <message>" on one line of stderr
-                warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
-            result = command()
-    except (UserError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_status", 2))
-    except KeyboardInterrupt:
-        if interrupted is None:
-            raise
-        print(f"interrupted: {interrupted}" if interrupted else "interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return result if isinstance(result, int) and not isinstance(result, bool) else 0
-
-
 def command_main(
     parse_args: Callable[[list[str] | None], Any],
     command: Callable[[Any], object],
@@ -57,11 +37,27 @@ def command_main(
     *,
     warning_lines: bool = False,
 ) -> Callable[..., int]:
-    """A command module's ``main(argv=None)``: the arguments parsed, then the library call run by :func:`run_cli`."""
+    """A command module's ``main(argv=None)``: the arguments parsed, then the library call run. It returns the exit
+    status (an ``int`` the call returns, else 0); a user error or an OS error as one ``error:`` line and status 2
+    (or the error's ``exit_status``); Ctrl-C, when ``interrupted`` says what was left, as ``interrupted: <that>``
+    and status 130. ``warning_lines``: warnings on one line each."""
 
     def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
-        return run_cli(lambda: command(args), interrupted, warning_lines=warning_lines)
+        try:
+            with warnings.catch_warnings():
+                if warning_lines:  # "warning: <message>" on one line of stderr
+                    warnings.showwarning = lambda message, *_: print(f"warning: {message}", file=sys.stderr)
+                result = command(args)
+        except (UserError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return int(getattr(exc, "exit_status", 2))
+        except KeyboardInterrupt:
+            if interrupted is None:
+                raise
+            print(f"interrupted: {interrupted}" if interrupted else "interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
     return main
 

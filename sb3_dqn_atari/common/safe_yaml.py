@@ -174,8 +174,6 @@ def load_yaml(text: str | bytes, source: str, trust_remote_code: bool = False) -
                 data = loader.get_single_data()
             finally:
                 loader.dispose()
-    except UserError:
-        raise
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

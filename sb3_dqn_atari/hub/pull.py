@@ -59,13 +59,14 @@ from sb3_dqn_atari.common.bounded_zip import open_zip
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
+from sb3_dqn_atari.common.vetting import check_folder_files, read_zoo_file
 from sb3_dqn_atari.hub import client
 from sb3_dqn_atari.hub.vet import (
     CONFIG_FILES,
     EXTRA_SUFFIXES,
     check_repo_files,
     env_from_files,
-    safe_extract,
+    metrics_members,
     vet_download,
 )
 from sb3_dqn_atari.loading import UserError
@@ -145,8 +146,6 @@ def _fetch(
 
 def _stage(staged: Path, local: dict[str, Path], download: Download, zip_name: str, trust_remote_code: bool) -> None:
     """Lay the downloaded files out in ``staged`` as rl-zoo3 does (module docstring), then check them as placed."""
-    from sb3_dqn_atari.common.vetting import check_folder_files, read_zoo_file
-
     repo_id, env_name = download.repo_id, client.env_folder_name(download.env_id)
     config_dir = staged / env_name
     config_dir.mkdir()
@@ -164,7 +163,8 @@ def _stage(staged: Path, local: dict[str, Path], download: Download, zip_name: s
         (config_dir / "args.yml").write_text(yaml.safe_dump(plain_data(args), sort_keys=False))
     if client.METRICS_ZIP in local:
         with open_zip(local[client.METRICS_ZIP]) as archive:
-            safe_extract(archive, staged, f"{repo_id}/{client.METRICS_ZIP}")
+            for member in metrics_members(archive, f"{repo_id}/{client.METRICS_ZIP}"):
+                archive.extract(member, staged)  # a plain relative name: at staged/name
     for name in download.files:
         if name != zip_name and name not in CONFIG_FILES and name != client.METRICS_ZIP:
             shutil.copyfile(local[name], staged / name)

@@ -62,7 +62,7 @@ def env_from_files(
     return found
 
 
-def _check_zip_pickles(data: dict[str, Any], zip_path: Path, label: str) -> None:
+def _check_zip_pickles(data: dict[str, Any], label: str) -> None:
     """Warn when the zip's pickles that ``rl_zoo3.enjoy`` (SB3's ``load``) would unpickle hold more than plain
     data; our commands never unpickle them (:mod:`sb3_dqn_atari.loading`)."""
     flagged = []
@@ -99,22 +99,17 @@ def _registered_id(env_name: str) -> str:
     return env_name
 
 
-def safe_extract(
-    archive: zipfile.ZipFile, destination: Path, source: str, max_member_bytes: int = MAX_MEMBER_BYTES
-) -> list[str]:
-    """Extract a metrics zip: every member name a plain relative path, no member (and not all of them together)
-    declaring more than ``max_member_bytes``."""
-    check_members(archive, source, max_member_bytes)
+def metrics_members(archive: zipfile.ZipFile, source: str) -> list[zipfile.ZipInfo]:
+    """The files of a metrics zip, checked: every member name (folders' too) a plain relative path, no member (and
+    not all of them together) declaring more than :data:`~sb3_dqn_atari.common.bounded_zip.MAX_MEMBER_BYTES`."""
+    check_members(archive, source)
     members = [m for m in archive.infolist() if not m.is_dir()]
     total = sum(m.file_size for m in members)
-    if total > max_member_bytes:
-        raise HubError(f"{source} declares {total:,} bytes in all, over the {max_member_bytes:,}-byte bound")
-    for member in members:
-        check_relative_name(member.filename, source)
-    for member in members:
-        archive.extract(member, destination)  # a plain relative name: at destination/name
-    return [member.filename for member in members]
-
+    if total > MAX_MEMBER_BYTES:
+        raise HubError(f"{source} declares {total:,} bytes in all, over the {MAX_MEMBER_BYTES:,}-byte bound")
+    for name in archive.namelist():
+        check_relative_name(name, source)
+    return members
 
 
 def check_repo_files(
@@ -140,12 +135,11 @@ def vet_download(
     local: dict[str, Path],
     zip_name: str,
     trust_remote_code: bool = False,
-    max_member_bytes: int = MAX_MEMBER_BYTES,
 ) -> type:
     """Check the downloaded files (see the module docstring) before any is placed; the zip's algorithm class."""
     label = f"{repo_id}/{zip_name}"
     try:
-        data = read_zip_data(local[zip_name], max_member_bytes)
+        data = read_zip_data(local[zip_name])
     except ZipBombError as exc:
         raise ZipBombError(str(exc).replace(str(local[zip_name]), label)) from None
     except UserError as exc:
@@ -156,7 +150,7 @@ def vet_download(
     except UserError as exc:
         raise HubError(f"{repo_id}: {zip_name} is not a DQN-family SB3 model ({exc})") from exc
     if not trust_remote_code:
-        _check_zip_pickles(data, local[zip_name], label)
+        _check_zip_pickles(data, label)
     for name, path in local.items():
         source = f"{repo_id}/{name}"
         if name in ZOO_FILES:
@@ -164,9 +158,8 @@ def vet_download(
         elif name == "vec_normalize.pkl":
             check_pickle_file(path, trust_remote_code, source)
         elif name == METRICS_ZIP:
-            with open_zip(path, max_member_bytes) as archive:  # each member's declared size checked
-                for member in archive.namelist():
-                    check_relative_name(member, source)
+            with open_zip(path) as archive:
+                metrics_members(archive, source)
         elif name.endswith(".onnx"):
             read_checked_onnx(path, source=source)
     return cls
