@@ -185,7 +185,7 @@ def restore_env_state(env: VecEnv | gym.Env, snapshot: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------ callback states
-def _callback_tree(
+def callback_tree(
     root: BaseCallback | None, skip: BaseCallback | None, path: str = "", seen: set[int] | None = None
 ) -> Iterator[tuple[str, BaseCallback]]:
     """Every callback reachable from ``root`` (lists, event callbacks' children) once, with a stable path; not the
@@ -196,13 +196,13 @@ def _callback_tree(
     seen.add(id(root))
     if isinstance(root, CallbackList):
         for i, child in enumerate(root.callbacks):
-            yield from _callback_tree(child, skip, f"{path}/{i}", seen)
+            yield from callback_tree(child, skip, f"{path}/{i}", seen)
         return
     if root is not skip:
         yield path or "root", root
     for key, value in vars(root).items():
         if key != "parent" and isinstance(value, BaseCallback):
-            yield from _callback_tree(value, skip, f"{path}/{key}", seen)
+            yield from callback_tree(value, skip, f"{path}/{key}", seen)
 
 
 _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_env"})
@@ -211,7 +211,7 @@ _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_e
 def capture_callbacks_state(root: BaseCallback | None, skip: BaseCallback | None = None) -> list[dict[str, Any]]:
     """Counters, results and evaluation envs of the callbacks under ``root`` (but ``skip``)."""
     states = []
-    for path, callback in _callback_tree(root, skip):
+    for path, callback in callback_tree(root, skip):
         state, _ = _object_state(callback, _CALLBACK_LINKS)
         envs = {}
         for key, value in vars(callback).items():
@@ -229,7 +229,7 @@ def restore_callbacks_state(
     """Inverse of :func:`capture_callbacks_state`, matching callbacks by path and class; returns what did not match."""
     by_key = {(s["path"], current_class_name(s["class"])): s for s in states}
     unmatched = []
-    for path, callback in _callback_tree(root, skip):
+    for path, callback in callback_tree(root, skip):
         saved = by_key.pop((path, _class_name(callback)), None)
         if saved is None:
             unmatched.append(f"{type(callback).__name__} (new)")
