@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import os
 import pickle
+import pkgutil
 import random
 import warnings
 from collections.abc import Iterator
@@ -135,11 +135,10 @@ def current_class_name(recorded: str) -> str:
     """A class of this package as a checkpoint recorded it, named as today: checkpoints written before the layering
     (issue 13) name ``sb3_dqn_atari.wrappers.NatureAtariWrapper``, ``sb3_dqn_atari.zoo.PaperProtocolEvalCallback``
     (old modules, :mod:`sb3_dqn_atari._legacy`, or a package's re-export); other names are returned as they are."""
-    module, _, qualname = recorded.rpartition(".")
-    if not module.startswith("sb3_dqn_atari"):
+    if not recorded.startswith("sb3_dqn_atari."):
         return recorded
     try:
-        cls = getattr(importlib.import_module(module), qualname)
+        cls = pkgutil.resolve_name(recorded)
     except (ImportError, AttributeError, ValueError):
         return recorded
     return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else recorded

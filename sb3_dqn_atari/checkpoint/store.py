@@ -5,10 +5,10 @@ manifest with each file's SHA-256, :func:`find_checkpoints` / :func:`latest_chec
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import pickle
+import pkgutil
 import re
 import shutil
 import sys
@@ -326,9 +326,8 @@ def latest_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _algorithm_class(name: str) -> type[BaseAlgorithm]:
-    module, _, qualname = name.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), qualname)
+        cls = pkgutil.resolve_name(name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint's algorithm {name} cannot be imported ({exc})") from exc
     if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):

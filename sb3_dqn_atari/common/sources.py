@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib
 import importlib.machinery
 import importlib.util
+import pkgutil
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -223,7 +223,7 @@ def dynamic_class(module: str, name: str) -> bool:
     """For a module that computes its attributes (PEP 562 ``__getattr__``, as ``sb3_dqn_atari`` does): import the
     allowed module and look. Importing an allowed package runs only installed, trusted code."""
     try:
-        value = getattr(importlib.import_module(module), name)
+        value = pkgutil.resolve_name(f"{module}.{name}")
     except Exception:  # any failure: not shown to be a class
         return False
     return isinstance(value, type) and allowed_module(str(getattr(value, "__module__", "")))
