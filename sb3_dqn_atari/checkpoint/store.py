@@ -67,7 +67,8 @@ class _HashingWriter:
         return self.file.write(view)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a written file, or a folder's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -89,8 +90,7 @@ def _write_pickle(path: Path, obj: Any) -> dict[str, Any]:
     with open(path, "wb") as f:
         writer = _HashingWriter(f)
         pickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
+    _fsync(path)
     return {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}
 
 
@@ -196,14 +196,12 @@ def save_checkpoint(
             "versions": _versions(),
             "files": files,
         }
-        with open(temp / MANIFEST_FILE, "w") as f:
-            json.dump(manifest, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(temp)
+        (temp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        _fsync(temp / MANIFEST_FILE)
+        _fsync(temp)
         final = folder / name
         move_into_place(temp, final, force=True)  # the same step saved again: e.g. a signal right after a resume
-        _fsync_dir(folder)
+        _fsync(folder)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
