@@ -137,10 +137,8 @@ def resolve(module: str, name: str, depth: int = 0) -> Binding:
     if depth > 24:
         return Binding("other", target)
     kind, path = module_file(module)
-    if kind == "missing":
-        return Binding("missing", target)
-    if kind == "compiled":
-        return Binding("compiled", target)
+    if kind in ("missing", "compiled"):
+        return Binding(kind, target)
     if module_file(target)[0] != "missing":
         return Binding("module", target)
     if path is None:  # a namespace package holds only submodules
@@ -192,12 +190,10 @@ def resolve(module: str, name: str, depth: int = 0) -> Binding:
 
 
 def _imported(source: str, name: str, depth: int) -> Binding:
+    if allowed_module(source):
+        return resolve(source, name, depth + 1)
     target = f"{source}.{name}"
-    if module_file(target)[0] != "missing":
-        return Binding("module", target)
-    if not allowed_module(source):
-        return Binding("foreign", target)
-    return resolve(source, name, depth + 1)
+    return Binding("module" if module_file(target)[0] != "missing" else "foreign", target)
 
 
 def _assigned(module: str, value: ast.expr, depth: int) -> Binding:
