@@ -47,9 +47,6 @@ functions here do so inside :func:`~sb3_dqn_atari.checkpoint.resume_check.checke
 the checkpoint.
 """
 
-
-from typing import Any
-
 from sb3_dqn_atari.checkpoint.callback import ResumableCheckpointCallback
 from sb3_dqn_atari.checkpoint.state import CheckpointError
 from sb3_dqn_atari.checkpoint.store import (
@@ -65,13 +62,3 @@ __all__ = [
     "MANIFEST_FILE", "CheckpointError", "ResumableCheckpointCallback", "find_checkpoints", "latest_checkpoint",
     "load_checkpoint", "read_checkpoint", "save_checkpoint",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """The train command (:func:`~sb3_dqn_atari.checkpoint.experiment.zoo_train`) on first use: it imports rl-zoo3,
-    which replaces gymnasium's ``TimeLimit`` when imported, and an env built after that has other wrappers."""
-    if name == "zoo_train":
-        from sb3_dqn_atari.checkpoint.experiment import zoo_train
-
-        return zoo_train
-    raise AttributeError(f"module 'sb3_dqn_atari.checkpoint' has no attribute {name!r}")

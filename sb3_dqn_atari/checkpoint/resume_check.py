@@ -253,13 +253,11 @@ def checked_loading(enabled: bool = True) -> Iterator[None]:
 
 def load_pickle(path: str | Path) -> Any:
     """Unpickle the checkpoint file ``path`` (checked, restricted, inside :func:`checked_loading`)."""
-    path = Path(path)
-    if not _checked.get():
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    check_pickle_file(path)
+    checked = _checked.get()
+    if checked:
+        check_pickle_file(Path(path))
     with open(path, "rb") as f:
-        return _unpickle(f, str(path))
+        return _unpickle(f, str(path)) if checked else pickle.load(f)
 
 
 def load_replay_buffer(model: Any, path: str | Path) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import os
 import pickle
+import pkgutil
 import random
 import warnings
 from collections.abc import Iterator
@@ -135,11 +135,10 @@ def current_class_name(recorded: str) -> str:
     """A class of this package as a checkpoint recorded it, named as today: checkpoints written before the layering
     (issue 13) name ``sb3_dqn_atari.wrappers.NatureAtariWrapper``, ``sb3_dqn_atari.zoo.PaperProtocolEvalCallback``
     (old modules, :mod:`sb3_dqn_atari._legacy`, or a package's re-export); other names are returned as they are."""
-    module, _, qualname = recorded.rpartition(".")
-    if not module.startswith("sb3_dqn_atari"):
+    if not recorded.startswith("sb3_dqn_atari."):
         return recorded
     try:
-        cls = getattr(importlib.import_module(module), qualname)
+        cls = pkgutil.resolve_name(recorded)
     except (ImportError, AttributeError, ValueError):
         return recorded
     return f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else recorded
@@ -185,7 +184,7 @@ def restore_env_state(env: VecEnv | gym.Env, snapshot: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------ callback states
-def _callback_tree(
+def callback_tree(
     root: BaseCallback | None, skip: BaseCallback | None, path: str = "", seen: set[int] | None = None
 ) -> Iterator[tuple[str, BaseCallback]]:
     """Every callback reachable from ``root`` (lists, event callbacks' children) once, with a stable path; not the
@@ -196,13 +195,13 @@ def _callback_tree(
     seen.add(id(root))
     if isinstance(root, CallbackList):
         for i, child in enumerate(root.callbacks):
-            yield from _callback_tree(child, skip, f"{path}/{i}", seen)
+            yield from callback_tree(child, skip, f"{path}/{i}", seen)
         return
     if root is not skip:
         yield path or "root", root
     for key, value in vars(root).items():
         if key != "parent" and isinstance(value, BaseCallback):
-            yield from _callback_tree(value, skip, f"{path}/{key}", seen)
+            yield from callback_tree(value, skip, f"{path}/{key}", seen)
 
 
 _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_env"})
@@ -211,7 +210,7 @@ _CALLBACK_LINKS = frozenset({"model", "parent", "locals", "globals", "training_e
 def capture_callbacks_state(root: BaseCallback | None, skip: BaseCallback | None = None) -> list[dict[str, Any]]:
     """Counters, results and evaluation envs of the callbacks under ``root`` (but ``skip``)."""
     states = []
-    for path, callback in _callback_tree(root, skip):
+    for path, callback in callback_tree(root, skip):
         state, _ = _object_state(callback, _CALLBACK_LINKS)
         envs = {}
         for key, value in vars(callback).items():
@@ -229,7 +228,7 @@ def restore_callbacks_state(
     """Inverse of :func:`capture_callbacks_state`, matching callbacks by path and class; returns what did not match."""
     by_key = {(s["path"], current_class_name(s["class"])): s for s in states}
     unmatched = []
-    for path, callback in _callback_tree(root, skip):
+    for path, callback in callback_tree(root, skip):
         saved = by_key.pop((path, _class_name(callback)), None)
         if saved is None:
             unmatched.append(f"{type(callback).__name__} (new)")

@@ -5,10 +5,10 @@ manifest with each file's SHA-256, :func:`find_checkpoints` / :func:`latest_chec
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import pickle
+import pkgutil
 import re
 import shutil
 import sys
@@ -67,7 +67,8 @@ class _HashingWriter:
         return self.file.write(view)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a written file, or a folder's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -89,8 +90,7 @@ def _write_pickle(path: Path, obj: Any) -> dict[str, Any]:
     with open(path, "wb") as f:
         writer = _HashingWriter(f)
         pickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
+    _fsync(path)
     return {"bytes": writer.size, "sha256": writer.sha256.hexdigest()}
 
 
@@ -196,14 +196,12 @@ def save_checkpoint(
             "versions": _versions(),
             "files": files,
         }
-        with open(temp / MANIFEST_FILE, "w") as f:
-            json.dump(manifest, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(temp)
+        (temp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        _fsync(temp / MANIFEST_FILE)
+        _fsync(temp)
         final = folder / name
         move_into_place(temp, final, force=True)  # the same step saved again: e.g. a signal right after a resume
-        _fsync_dir(folder)
+        _fsync(folder)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -326,9 +324,8 @@ def latest_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def _algorithm_class(name: str) -> type[BaseAlgorithm]:
-    module, _, qualname = name.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module), qualname)
+        cls = pkgutil.resolve_name(name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise CheckpointError(f"the checkpoint's algorithm {name} cannot be imported ({exc})") from exc
     if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):

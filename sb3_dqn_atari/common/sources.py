@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ast
 import functools
-import importlib
 import importlib.machinery
 import importlib.util
+import pkgutil
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -137,10 +137,8 @@ def resolve(module: str, name: str, depth: int = 0) -> Binding:
     if depth > 24:
         return Binding("other", target)
     kind, path = module_file(module)
-    if kind == "missing":
-        return Binding("missing", target)
-    if kind == "compiled":
-        return Binding("compiled", target)
+    if kind in ("missing", "compiled"):
+        return Binding(kind, target)
     if module_file(target)[0] != "missing":
         return Binding("module", target)
     if path is None:  # a namespace package holds only submodules
@@ -192,12 +190,10 @@ def resolve(module: str, name: str, depth: int = 0) -> Binding:
 
 
 def _imported(source: str, name: str, depth: int) -> Binding:
+    if allowed_module(source):
+        return resolve(source, name, depth + 1)
     target = f"{source}.{name}"
-    if module_file(target)[0] != "missing":
-        return Binding("module", target)
-    if not allowed_module(source):
-        return Binding("foreign", target)
-    return resolve(source, name, depth + 1)
+    return Binding("module" if module_file(target)[0] != "missing" else "foreign", target)
 
 
 def _assigned(module: str, value: ast.expr, depth: int) -> Binding:
@@ -223,7 +219,7 @@ def dynamic_class(module: str, name: str) -> bool:
     """For a module that computes its attributes (PEP 562 ``__getattr__``, as ``sb3_dqn_atari`` does): import the
     allowed module and look. Importing an allowed package runs only installed, trusted code."""
     try:
-        value = getattr(importlib.import_module(module), name)
+        value = pkgutil.resolve_name(f"{module}.{name}")
     except Exception:  # any failure: not shown to be a class
         return False
     return isinstance(value, type) and allowed_module(str(getattr(value, "__module__", "")))

@@ -280,26 +280,14 @@ class PaperProtocolTrialEvalCallback(PaperProtocolEvalCallback):
     """rl-zoo3's ``TrialEvalCallback`` (same arguments, same ``trial.report``/pruning and ``is_pruned``,
     ``last_mean_reward``), scoring with the paper's protocol: ε = 0.05, 1-30 no-op starts, raw game score over all
     lives, 18,000-frame cap (:class:`~sb3_dqn_atari.evaluation.NatureEvalCallback`), every ``eval_freq`` calls.
-    ``evaluations_nature.npz`` (and ``best_model.zip``) go to rl-zoo3's ``--optimization-log-path``/trial_<n>."""
+    ``evaluations_nature.npz`` (and ``best_model.zip``) go to rl-zoo3's ``--optimization-log-path``/trial_<n>.
 
-    def __init__(
-        self,
-        eval_env: VecEnv,
-        trial: Any,
-        n_eval_episodes: int = 5,
-        eval_freq: int = 10_000,
-        deterministic: bool = True,
-        verbose: int = 0,
-        best_model_save_path: str | None = None,
-        log_path: str | None = None,
-    ) -> None:
-        super().__init__(
-            eval_env,
-            n_eval_episodes=n_eval_episodes,
-            eval_freq=eval_freq,
-            log_path=log_path,
-            best_model_save_path=best_model_save_path,
-        )
+    :param kwargs: what rl-zoo3 passes by name (``n_eval_episodes``, ``eval_freq``, ``log_path``,
+        ``best_model_save_path``; ``deterministic`` ignored), as to :class:`PaperProtocolEvalCallback`
+    """
+
+    def __init__(self, eval_env: VecEnv, trial: Any, *, verbose: int = 0, **kwargs: Any) -> None:
+        super().__init__(eval_env, **kwargs)
         self.verbose = verbose
         self.trial = trial
         self.eval_idx = 0

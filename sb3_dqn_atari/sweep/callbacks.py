@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from sb3_dqn_atari.checkpoint import ResumableCheckpointCallback
+from sb3_dqn_atari.checkpoint.state import callback_tree
 from sb3_dqn_atari.evaluation.callback import NatureEvalCallback
 
 
@@ -80,24 +80,13 @@ class TuneEvalCallback(NatureEvalCallback):
         return keep_going
 
 
-def _find_eval_callback(root: BaseCallback | None) -> TuneEvalCallback | None:
-    if isinstance(root, TuneEvalCallback):
-        return root
-    if isinstance(root, CallbackList):
-        for child in root.callbacks:
-            found = _find_eval_callback(child)
-            if found is not None:
-                return found
-    return None
-
-
 class TuneCheckpointCallback(ResumableCheckpointCallback):
     """:class:`~sb3_dqn_atari.checkpoint.ResumableCheckpointCallback` whose every checkpoint becomes the trial's
     Tune checkpoint (reported with the latest metrics of the :class:`TuneEvalCallback` of the same run)."""
 
     def save(self) -> Path:
         path = super().save()
-        evaluation = _find_eval_callback(self._root)
+        evaluation = next((c for _, c in callback_tree(self._root, self) if isinstance(c, TuneEvalCallback)), None)
         metrics = evaluation.metrics() if evaluation is not None else {"timesteps": int(self.model.num_timesteps)}
         metrics["checkpoint_step"] = int(self.model.num_timesteps)
         report_to_tune(metrics, checkpoint=path)

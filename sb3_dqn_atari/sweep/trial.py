@@ -64,7 +64,7 @@ def train_trial(config: dict[str, Any], sweep: SweepSpec) -> None:
     ``tune.with_parameters``). The train command's output goes to ``stdout.log``/``stderr.log`` in the trial folder
     (Tune's table shows the progress)."""
     import sb3_dqn_atari.zoo  # noqa: F401  (registers NatureDQN as rl-zoo3's "dqn")
-    from sb3_dqn_atari.checkpoint import zoo_train as train_main
+    from sb3_dqn_atari.checkpoint.experiment import zoo_train as train_main
 
     env_id, seed = str(config["env_id"]), int(config["seed"])
     folder = sweep.trial_folder(env_id, seed)
