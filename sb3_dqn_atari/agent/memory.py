@@ -22,6 +22,7 @@ Skip the check with ``SB3_DQN_ATARI_SKIP_MEMORY_CHECK=1`` (e.g. when swap is mea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -98,13 +99,11 @@ def _cgroup_available() -> int | None:
         if limit is None or usage is None or limit >= 1 << 60:  # "max", or v1's "no limit"
             continue
         reclaimable = 0
-        try:
+        with contextlib.suppress(OSError, ValueError):
             for stat in (base / "memory.stat").read_text().splitlines():
                 key, _, value = stat.partition(" ")
                 if key == inactive_key:
                     reclaimable = int(value)
-        except (OSError, ValueError):
-            pass
         return max(0, limit - usage + reclaimable)
     return None
 
