@@ -114,7 +114,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from sb3_dqn_atari.agent.episode_log import EpisodeLogMixin
 from sb3_dqn_atari.agent.fast_mode import FastMode
-from sb3_dqn_atari.agent.hardware import FAST_OPTION_NAMES
+from sb3_dqn_atari.agent.hardware import FAST_OPTION_NAMES as FAST_OPTIONS
 from sb3_dqn_atari.agent.lua_order import LuaActingOrder
 from sb3_dqn_atari.agent.optim import DeepMindRMSprop
 from sb3_dqn_atari.agent.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
@@ -123,9 +123,6 @@ from sb3_dqn_atari.agent.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
 MIN_SQUARED_GRADIENT = 0.01
 #: Extended Data Table 1, "squared gradient momentum" and "gradient momentum".
 RMSPROP_ALPHA = 0.95
-#: What ``mode="fast"`` may change, each chosen per device (:func:`sb3_dqn_atari.agent.hardware.choose_fast_options`)
-#: and switchable through ``fast_options``.
-FAST_OPTIONS = FAST_OPTION_NAMES
 MODES = ("exact", "fast")
 
 

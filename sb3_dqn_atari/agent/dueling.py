@@ -87,13 +87,10 @@ class DuelingQNetwork(TieBreakQNetwork):
         self.value_stream = torch.nn.Sequential(*create_mlp(features_dim, 1, self.net_arch, activation_fn))
         self.advantage_stream = torch.nn.Sequential(*create_mlp(features_dim, n_actions, self.net_arch, activation_fn))
 
-    def _scale_gradient(self, gradient: torch.Tensor) -> torch.Tensor:
-        return gradient * self.gradient_scale
-
     def forward(self, obs: PyTorchObs) -> torch.Tensor:
         features = self.extract_features(obs, self.features_extractor)
-        if features.requires_grad and self.gradient_scale != 1.0:
-            features.register_hook(self._scale_gradient)  # the sum of both streams' gradients, rescaled
+        if features.requires_grad and self.gradient_scale != 1.0:  # the sum of both streams' gradients, rescaled
+            features.register_hook(lambda gradient: gradient * self.gradient_scale)
         value = self.value_stream(features)
         advantage = self.advantage_stream(features)
         return value + (advantage - advantage.mean(dim=1, keepdim=True))

@@ -91,20 +91,18 @@ def rewind(folder: Path, num_timesteps: int, venv: VecEnv | None) -> None:
     open for appending."""
     path = folder / EPISODES_FILE
     if path.is_file():
-        with open(path, newline="") as handle:
-            lines = handle.readlines()
-        keep = 1 + sum(1 for row in csv.DictReader(lines) if int(row["agent_steps"]) <= num_timesteps)
-        _cut_after_lines(path, lines, keep)
+        steps, _ = read_games(path)
+        _cut_after_lines(path, 1 + sum(step <= num_timesteps for step in steps))  # + the header
     for monitor in monitors(venv):
         assert monitor.results_writer is not None
         monitor.results_writer.file_handler.flush()
         monitor_path = Path(monitor.results_writer.file_handler.name)
-        with open(monitor_path, newline="") as handle:
-            lines = handle.readlines()
-        _cut_after_lines(monitor_path, lines, 2 + len(monitor.get_episode_rewards()))  # JSON + CSV header
+        _cut_after_lines(monitor_path, 2 + len(monitor.get_episode_rewards()))  # JSON + CSV header
 
 
-def _cut_after_lines(path: Path, lines: list[str], keep: int) -> None:
+def _cut_after_lines(path: Path, keep: int) -> None:
+    with open(path, newline="") as handle:
+        lines = handle.readlines()
     if keep < len(lines):
         os.truncate(path, sum(len(line.encode()) for line in lines[:keep]))
 

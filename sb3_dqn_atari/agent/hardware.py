@@ -209,9 +209,7 @@ def detect(device: torch.device | str = "cpu") -> Capabilities:
     name, flags = _cpu()
     cap = next((os.environ[v] for v in ONEDNN_CAP_VARIABLES if os.environ.get(v)), None)
     aten = torch.backends.cpu.get_cpu_capability()
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        major, _ = torch.cuda.get_device_capability(index)
-        name = torch.cuda.get_device_name(index)
-        return Capabilities("cuda", name, flags, cap, aten, gpu_bf16=major >= 8)
+    if device.type == "cuda":  # a device without an index: torch's current one
+        gpu = torch.cuda.get_device_properties(device)
+        return Capabilities("cuda", gpu.name, flags, cap, aten, gpu_bf16=gpu.major >= 8)
     return Capabilities(device.type, name if device.type == "cpu" else device.type, flags, cap, aten)

@@ -22,6 +22,7 @@ Skip the check with ``SB3_DQN_ATARI_SKIP_MEMORY_CHECK=1`` (e.g. when swap is mea
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -98,13 +99,11 @@ def _cgroup_available() -> int | None:
         if limit is None or usage is None or limit >= 1 << 60:  # "max", or v1's "no limit"
             continue
         reclaimable = 0
-        try:
+        with contextlib.suppress(OSError, ValueError):
             for stat in (base / "memory.stat").read_text().splitlines():
                 key, _, value = stat.partition(" ")
                 if key == inactive_key:
                     reclaimable = int(value)
-        except (OSError, ValueError):
-            pass
         return max(0, limit - usage + reclaimable)
     return None
 
@@ -131,7 +130,7 @@ def _fitting_size(slots: int, n_envs: int) -> int:
     return size
 
 
-def check_replay_memory(buffer: BaseBuffer, steps: int, headroom: float = HEADROOM) -> None:
+def check_replay_memory(buffer: BaseBuffer, steps: int) -> None:
     """Raise :class:`ReplayMemoryError` if storing ``steps`` more agent steps in ``buffer`` would not fit.
 
     The slots still to fill are ``min(ring size, filled + ceil(steps / n_envs)) - filled``; the filled ones
@@ -139,7 +138,6 @@ def check_replay_memory(buffer: BaseBuffer, steps: int, headroom: float = HEADRO
 
     :param buffer: the (lazily allocated) replay buffer
     :param steps: agent steps, all envs together, the coming ``learn`` will take
-    :param headroom: extra fraction for what grows beside the ring
     """
     if os.environ.get(SKIP_ENV_VAR, "") not in ("", "0"):
         return
@@ -151,17 +149,17 @@ def check_replay_memory(buffer: BaseBuffer, steps: int, headroom: float = HEADRO
     for where, per_slot in (("memory", host_slot), ("GPU memory", gpu_slot)):
         if per_slot == 0:
             continue
-        needed = math.ceil(to_fill * per_slot * (1 + headroom))
+        needed = math.ceil(to_fill * per_slot * (1 + HEADROOM))
         try:
             available = available_memory() if where == "memory" else _gpu_available(buffer)
         except (ImportError, RuntimeError):  # no psutil / no CUDA: nothing to compare with
             continue
         if needed <= available:
             continue
-        fits = _fitting_size(filled + math.floor(available / (per_slot * (1 + headroom))), buffer.n_envs)
+        fits = _fitting_size(filled + math.floor(available / (per_slot * (1 + HEADROOM))), buffer.n_envs)
         n_transitions = to_fill * buffer.n_envs
         raise ReplayMemoryError(
             f"the replay memory needs {needed:,} more bytes of {where} ({n_transitions:,} transitions x "
-            f"{per_slot // buffer.n_envs:,} bytes + {headroom:.0%}) but only {available:,} are available: "
+            f"{per_slot // buffer.n_envs:,} bytes + {HEADROOM:.0%}) but only {available:,} are available: "
             f"use buffer_size={fits:,} or less, or free memory (set {SKIP_ENV_VAR}=1 to start anyway)"
         )

@@ -18,6 +18,22 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureC
 __all__ = ["NatureCNN", "NatureTorso", "NipsCNN"]
 
 
+def _convolutions(
+    space: spaces.Box, normalized_image: bool, name: str, alternative: str, layers: list[torch.nn.Module]
+) -> tuple[torch.nn.Sequential, int]:
+    """``layers`` then a flatten, as one module, and the number of features it gives on ``space``; a ValueError naming
+    ``name`` and the ``alternative`` policy unless ``space`` is a channel-first image space (SB3's check)."""
+    assert isinstance(space, spaces.Box)
+    if not is_image_space(space, check_channels=False, normalized_image=normalized_image):
+        raise ValueError(
+            f"{name} needs a channel-first image observation space, got {space}; "
+            f"use {alternative} for vector observations"
+        )
+    cnn = torch.nn.Sequential(*layers, torch.nn.Flatten())
+    with torch.no_grad():
+        return cnn, int(cnn(torch.as_tensor(space.sample()[None]).float()).shape[1])
+
+
 class NipsCNN(BaseFeaturesExtractor):
     """Mnih et al. 2013, "Playing Atari with Deep Reinforcement Learning", section 4.1: conv 16 8x8 stride 4
     → ReLU → conv 32 4x4 stride 2 → ReLU → linear 256 → ReLU (the DQN head adds ``Linear(256, n_actions)``).
@@ -30,23 +46,13 @@ class NipsCNN(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Box, features_dim: int = 256, normalized_image: bool = False) -> None:
-        assert isinstance(observation_space, spaces.Box)
-        if not is_image_space(observation_space, check_channels=False, normalized_image=normalized_image):
-            raise ValueError(
-                f"NipsCNN needs a channel-first image observation space, got {observation_space}; "
-                "use MlpPolicy for vector observations"
-            )
         super().__init__(observation_space, features_dim)
-        n_input_channels = observation_space.shape[0]
-        self.cnn = torch.nn.Sequential(
-            torch.nn.Conv2d(n_input_channels, 16, kernel_size=8, stride=4),
+        self.cnn, n_flatten = _convolutions(observation_space, normalized_image, "NipsCNN", "MlpPolicy", [
+            torch.nn.Conv2d(observation_space.shape[0], 16, kernel_size=8, stride=4),
             torch.nn.ReLU(),
             torch.nn.Conv2d(16, 32, kernel_size=4, stride=2),
             torch.nn.ReLU(),
-            torch.nn.Flatten(),
-        )
-        with torch.no_grad():
-            n_flatten = self.cnn(torch.as_tensor(observation_space.sample()[None]).float()).shape[1]
+        ])
         self.linear = torch.nn.Sequential(torch.nn.Linear(n_flatten, features_dim), torch.nn.ReLU())
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
@@ -66,23 +72,14 @@ class NatureTorso(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Box, normalized_image: bool = False) -> None:
-        assert isinstance(observation_space, spaces.Box)
-        if not is_image_space(observation_space, check_channels=False, normalized_image=normalized_image):
-            raise ValueError(
-                f"NatureTorso needs a channel-first image observation space, got {observation_space}; "
-                "use DuelingMlpPolicy for vector observations"
-            )
-        cnn = torch.nn.Sequential(
+        cnn, n_flatten = _convolutions(observation_space, normalized_image, "NatureTorso", "DuelingMlpPolicy", [
             torch.nn.Conv2d(observation_space.shape[0], 32, kernel_size=8, stride=4),
             torch.nn.ReLU(),
             torch.nn.Conv2d(32, 64, kernel_size=4, stride=2),
             torch.nn.ReLU(),
             torch.nn.Conv2d(64, 64, kernel_size=3, stride=1),
             torch.nn.ReLU(),
-            torch.nn.Flatten(),
-        )
-        with torch.no_grad():
-            n_flatten = cnn(torch.as_tensor(observation_space.sample()[None]).float()).shape[1]
+        ])
         super().__init__(observation_space, n_flatten)
         self.cnn = cnn
 

@@ -61,13 +61,9 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_dqn_atari.agent.frame_windows import FrameWindows, put, stack_layout
+from sb3_dqn_atari.agent.memory import available_memory, slot_nbytes
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - psutil comes with stable-baselines3[extra]
-    psutil = None
-
-#: initial capacity (frames) of the start store; it doubles on demand
+#: initial capacity (frames) of the start store; it grows on demand
 _START_CAPACITY = 1024
 #: owner of a start-store entry never written
 _DEAD = np.iinfo(np.int64).min // 2
@@ -163,15 +159,14 @@ class FrameReplayBuffer(FrameWindows, ReplayBuffer):
         self.n_adds = 0  # add() calls so far
         self._last_next_obs: np.ndarray | None = None
 
-        if psutil is not None:
-            needed = self.frames.nbytes + self.actions.nbytes + 6 * self.dones.nbytes
-            available = psutil.virtual_memory().available
-            if needed > available and not (frames_on_device and self.device.type != "cpu"):
-                warnings.warn(
-                    f"This system does not have apparently enough memory to store the complete replay buffer "
-                    f"{needed / 1e9:.2f}GB > {available / 1e9:.2f}GB",
-                    stacklevel=2,
-                )
+        # SB3's warning, on the host memory of the full ring (agent/memory.py's count: frames on a GPU are not in it)
+        needed, available = slot_nbytes(self)[0] * self.buffer_size, available_memory()
+        if needed > available:
+            warnings.warn(
+                f"This system does not have apparently enough memory to store the complete replay buffer "
+                f"{needed / 1e9:.2f}GB > {available / 1e9:.2f}GB",
+                stacklevel=2,
+            )
 
     # ----------------------------------------------------------------------------------------- storage
     def _new_frames(self, shape: tuple[int, ...]) -> np.ndarray | th.Tensor:

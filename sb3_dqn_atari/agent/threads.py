@@ -22,6 +22,7 @@ Each thread then has a core of its own. The choice is made once, when training s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Mapping
@@ -57,11 +58,9 @@ class ThreadChoice:
 
 def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
     """CPUs the cgroup's quota allows (``quota / period``), or None without a quota (or without cgroups)."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         quota, period = (root / "cpu.max").read_text().split()[:2]  # cgroup v2: "max 100000" or "200000 100000"
         return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
     try:
         quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())  # cgroup v1: -1 means no quota
         period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())

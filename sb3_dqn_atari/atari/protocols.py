@@ -12,8 +12,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from sb3_dqn_atari.atari.envs import make_atari_env, make_env
-from sb3_dqn_atari.atari.preprocessing import FRAME_SIZE
+from sb3_dqn_atari.atari.envs import make_atari_env, make_env, register_ale
 from sb3_dqn_atari.atari.spec import NATURE_SPEC, NATURE_WRAPPER, PreprocessingSpec
 from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT, EVAL_MAX_FRAMES, NOOP_MAX
 from sb3_dqn_atari.common.errors import UserError
@@ -64,9 +63,7 @@ def get_protocol(name: str) -> Protocol:
 
 def atari_game(env_id: str) -> str:
     """The ALE ROM id (``"breakout"``) behind a registered Atari env id, or a :class:`UserError`."""
-    import ale_py
-
-    gym.register_envs(ale_py)
+    register_ale()
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:
@@ -139,8 +136,8 @@ class ProtocolEnv(gym.Wrapper):
         self.eval_info = info
 
 
-def _obs_layout(obs_shape: Sequence[int] | None, size: int = FRAME_SIZE) -> tuple[int, bool]:
-    """``(n_stack, channels_first)`` for the observation shape a model expects."""
+def _obs_layout(obs_shape: Sequence[int] | None, size: int) -> tuple[int, bool]:
+    """``(n_stack, channels_first)`` for the observation shape a model expects, of ``size`` x ``size`` frames."""
     if obs_shape is None:
         return HISTORY_LENGTH, True
     shape = tuple(int(s) for s in obs_shape)

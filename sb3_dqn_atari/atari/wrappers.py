@@ -112,15 +112,9 @@ class EpisodeFrameLimit(gym.Wrapper):
     def __init__(self, env: gym.Env, max_frames: int = EVAL_MAX_FRAMES) -> None:
         super().__init__(env)
         self.max_frames = max_frames
-        self._start_frame = 0
 
     def _frames(self) -> int:
         return int(self.env.unwrapped.ale.getEpisodeFrameNumber())  # type: ignore[attr-defined]
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        self._start_frame = 0
-        return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)

@@ -149,7 +149,6 @@ def quantize(float_path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
             quant_pre_process(str(plain), str(prepared))
             quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QUInt8)
         quantized = onnx.load(str(out))
-    onnx.helper.set_model_props(quantized, {p.key: p.value for p in proto.metadata_props})
     how = "int8 dynamic (onnxruntime.quantization.quantize_dynamic, QUInt8 weights)"
-    add_metadata(quantized, {"quantization": how})
+    onnx.helper.set_model_props(quantized, {**{p.key: p.value for p in proto.metadata_props}, "quantization": how})
     return quantized
