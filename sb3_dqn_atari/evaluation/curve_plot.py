@@ -12,7 +12,7 @@ import numpy as np
 
 from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
 from sb3_dqn_atari.common.errors import UserError
-from sb3_dqn_atari.common.files import atomic_file
+from sb3_dqn_atari.common.files import atomic_file, check_output_file
 from sb3_dqn_atari.evaluation.curves import (
     NATURE_EVAL_FILE,
     NATURE_EVAL_FREQ_FILE,
@@ -25,7 +25,6 @@ from sb3_dqn_atari.evaluation.curves import (
     load_run,
     smooth,
 )
-from sb3_dqn_atari.evaluation.report import check_output
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -243,9 +242,7 @@ def plot_command(args: argparse.Namespace) -> int:
     if args.window < 1:
         raise UserError("--window must be at least 1")
     out: Path = args.output
-    if out.suffix.lower() != ".png":
-        raise UserError(f"{out}: the output is a PNG; name it *.png")
-    check_output(out, "the plot")
+    check_output_file(out, "the plot", ".png")
     if (args.max_steps is not None and args.max_steps <= 0) or (args.table_every or 0) < 0:
         raise UserError("--max-steps and --table-every must be positive")
     runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]

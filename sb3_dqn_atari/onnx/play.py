@@ -7,7 +7,7 @@ import argparse
 
 import numpy as np
 
-from sb3_dqn_atari.common.files import Mp4Writer
+from sb3_dqn_atari.common.files import Mp4Writer, check_output_file
 from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
@@ -20,6 +20,8 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
     """``python -m sb3_dqn_atari.play``: play the exported agent, print each episode and a summary, write the video."""
     if args.episodes < 1:
         raise PlayerError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.video is not None:
+        check_output_file(args.video, "the video", ".mp4")
     agent = OnnxAgent(args.model, intra_op_num_threads=args.threads)
     meta = agent.metadata
     atari = meta.preprocessing.wrapper != "none"
@@ -28,14 +30,7 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
     writer = None
     if args.video is not None:
         fps = 60.0 / meta.preprocessing.frame_skip if atari else 30.0
-        if args.video.suffix.lower() != ".mp4":
-            raise PlayerError(f"the video {args.video} should end in .mp4")
-        if args.video.is_dir():
-            raise PlayerError(f"the video {args.video} is a folder; pass a file name")
-        try:
-            writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
-        except OSError as exc:
-            raise PlayerError(f"cannot write the video {args.video}: {exc.strerror or exc}") from exc
+        writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
 
     def on_episode(index: int, result: EpisodeResult) -> None:
         frames = f", {result.frames} frames" if result.frames is not None else ""
