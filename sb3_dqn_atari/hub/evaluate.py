@@ -17,7 +17,6 @@ from sb3_dqn_atari.atari.spec import PreprocessingSpec
 from sb3_dqn_atari.common.files import Mp4Writer
 
 if TYPE_CHECKING:
-    import numpy as np
     from stable_baselines3.common.base_class import BaseAlgorithm
 
 
@@ -80,14 +79,11 @@ def evaluate_atari(
 ) -> EvalSummary:
     """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`) on the frames of the
     model's preprocessing ``spec``; ``replay.mp4`` is the first episode's raw screens."""
-    import numpy as np
-
     from sb3_dqn_atari.atari.protocols import make_eval_env
     from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
-    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, evaluate_policy_protocol
-    from sb3_dqn_atari.evaluation.report import VIDEO_FPS, results_json
+    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, greedy
+    from sb3_dqn_atari.evaluation.report import evaluate_to_files
 
-    epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
     env = make_eval_env(
         env_id,
         options.protocol,
@@ -97,29 +93,18 @@ def evaluate_atari(
         max_episode_frames=options.max_frames or EVAL_MAX_FRAMES,
         spec=spec,
     )
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=True)[0])
-
-    started = datetime.datetime.now()
-    with contextlib.closing(env), _replay(folder, VIDEO_FPS, options) as video:
-        cap = options.video_length * spec.frame_skip + 1  # emulator frames of the first video_length agent steps
-
-        def record(frame: np.ndarray) -> None:
-            if video is not None and video.frames < cap:
-                video(frame)
-
-        result = evaluate_policy_protocol(
-            act,
-            protocol=options.protocol,
-            episodes=options.episodes,
-            seed=options.seed,
-            epsilon=epsilon,
-            env=env,
-            first_episode_frames=record if video is not None else None,
-            progress=options.progress,
-        )
-    (folder / RESULTS_FILE).write_bytes(results_json(result, model_file, started))
+    result = evaluate_to_files(
+        greedy(model),
+        env,
+        folder / RESULTS_FILE,
+        model_file,
+        episodes=options.episodes,
+        seed=options.seed,
+        epsilon=EVAL_EPSILON if options.epsilon is None else options.epsilon,
+        video=folder / VIDEO_FILE if options.video_length > 0 else None,
+        video_frames=options.video_length * spec.frame_skip + 1,  # emulator frames of the first video_length steps
+        progress=options.progress,
+    )
     settings = result.settings
     description = (
         f"{result.protocol} protocol: {settings['protocol_description']}, ε = {result.epsilon:g}, "
