@@ -144,7 +144,8 @@ def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
 
 class Mp4Writer:
     """Streams RGB frames into an H.264 MP4 (imageio-ffmpeg) in a temporary file beside ``path``, moved into
-    place by :meth:`finish`; :meth:`abort` leaves nothing. Raises ``OSError`` if the folder is not writable.
+    place by :meth:`finish`; :meth:`abort` leaves nothing. Raises ``OSError`` if the folder is not writable. As a
+    context manager: finished when the block ends, aborted when it raises.
 
     :param path: the ``.mp4`` to write
     :param fps: frames per second of the video
@@ -157,6 +158,14 @@ class Mp4Writer:
         self.path, self.tmp, self.fps, self.scale = path, Path(tmp), fps, scale
         self.frames = 0
         self._writer: Any = None
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.finish()
+        self.abort()  # a no-op after finish()
 
     def __call__(self, frame: np.ndarray) -> None:
         if self.scale > 1:

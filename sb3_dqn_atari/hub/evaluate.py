@@ -7,7 +7,6 @@ import contextlib
 import datetime
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,21 +51,6 @@ class PushOptions:
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
-
-
-@contextlib.contextmanager
-def _replay(folder: Path, fps: float, options: PushOptions) -> Iterator[Mp4Writer | None]:
-    """The writer of ``replay.mp4`` (None with ``--video-length 0``); the file is kept only if the block ends
-    without an error."""
-    if options.video_length <= 0:
-        yield None
-        return
-    video = Mp4Writer(folder / VIDEO_FILE, fps)
-    try:
-        yield video
-        video.finish()
-    finally:
-        video.abort()  # no-op after finish()
 
 
 def evaluate_atari(
@@ -136,7 +120,9 @@ def evaluate_other(
         venv = VecFrameStack(venv, frame_stack)
     fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
     started = datetime.datetime.now()
-    with contextlib.closing(venv), _replay(folder, fps, options) as video:
+    with contextlib.closing(venv), (
+        Mp4Writer(folder / VIDEO_FILE, fps) if options.video_length > 0 else contextlib.nullcontext()
+    ) as video:  # the video kept only if the block ends without an error
 
         def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
             if video is not None and locals_["episode_counts"][0] == 0 and video.frames < options.video_length:

@@ -4,6 +4,7 @@ written as an MP4 (:func:`play_command`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
         cut = " (cut at the frame limit)" if result.truncated else ""
         print(f"episode {index + 1}: score {result.score:g}, {result.steps} steps{frames}{cut}")
 
-    try:
+    with writer if writer is not None else contextlib.nullcontext():  # the video kept only if all episodes end
         results = agent.play(
             episodes=args.episodes,
             seed=args.seed,
@@ -47,12 +48,7 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
             on_frame=writer,
             on_episode=on_episode,
         )
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
     if writer is not None:
-        writer.finish()
         print(f"wrote {args.video} ({writer.frames} frames)")
     scores = np.array([r.score for r in results])  # the standard deviation: the population's (np.std)
     steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
