@@ -25,19 +25,10 @@ from sb3_dqn_atari.evaluation.curves import (
     load_run,
     smooth,
 )
+from sb3_dqn_atari.evaluation.scores import PaperScores, paper_scores
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from sb3_dqn_atari.evaluation.scores import PaperScores
-
-
-def _game_row(env_id: str) -> PaperScores | None:
-    from sb3_dqn_atari.atari.protocols import game_or_none
-    from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
-
-    game = game_or_none(env_id)
-    return None if game is None else PAPER_SCORES.get(game)
 
 
 def _millions(value: float, _pos: object = None) -> str:
@@ -90,7 +81,7 @@ def plot_runs(
         _draw_evaluations(ax_eval, members, band, band_name)
         for k, other in enumerate(others.get(env_id, [])):
             _draw_other(ax_train, ax_eval, other, window, color=f"C{k + 4}")
-        _paper_lines(ax_eval, _game_row(env_id))
+        _paper_lines(ax_eval, paper_scores(env_id))
         ax_eval.set_title(f"{env_id}: evaluation score")
         for ax in (ax_train, ax_eval):
             _agent_step_axes(ax)
