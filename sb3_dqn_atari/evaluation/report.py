@@ -158,14 +158,19 @@ def results_json(result: EvalResult, model: str, when: datetime.datetime) -> byt
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
 
 
+def check_protocol_args(args: argparse.Namespace) -> None:
+    """``--episodes``, ``--epsilon`` and ``--max-frames`` of a command that plays the protocol (None: the default)."""
+    if args.episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        raise UserError("--epsilon must be within [0, 1]")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be positive")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """The evaluate command's arguments and outputs, checked before the (slow) load."""
-    if args.episodes <= 0:
-        raise UserError("--episodes must be at least 1")
-    if not 0.0 <= args.epsilon <= 1.0:
-        raise UserError("--epsilon must be within [0, 1]")
-    if args.max_frames <= 0:
-        raise UserError("--max-frames must be positive")
+    check_protocol_args(args)
     check_output_file(args.output, "the results file")
     if args.video is not None:
         check_output_file(args.video, "the video")
