@@ -1,5 +1,5 @@
-"""Writing output files so that nothing half-written is ever left behind, and reading a stranger's file no larger
-than a bound (no torch: the ONNX player uses it).
+"""Writing output files so that nothing half-written is ever left behind (their paths checked before the work that
+fills them), and reading a stranger's file no larger than a bound (no torch: the ONNX player uses it).
 
 Every file goes to a temporary file in the destination's folder and is moved into place with ``os.replace``
 (atomic on POSIX) only once it is complete.
@@ -29,6 +29,26 @@ def read_bounded(path: str | Path, max_bytes: int, source: str, too_large: Calla
         return Path(path).read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {source}: {exc.strerror or exc}") from exc
+
+
+def check_output_file(path: Path, what: str, suffix: str | None = None, *, make_folder: bool = False) -> None:
+    """Fail early, before any slow work, when the file ``path`` cannot be written: one :class:`UserError` naming it
+    as ``what`` (``"the video"``) for a name without ``suffix``, a folder, a missing folder (``make_folder``:
+    created), a folder where no file can be created (tried, as the writers here create one beside ``path``), or a
+    read-only file."""
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise UserError(f"{what} {path} should end in {suffix}")
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; pass a file name")
+    if not make_folder and not path.parent.is_dir():
+        raise UserError(f"cannot write {what} {path}: the folder {path.parent} does not exist")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as exc:
+        raise UserError(f"cannot write {what} {path}: {exc.strerror or exc}") from exc
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"cannot write {what} {path}: permission denied")
 
 
 def set_default_permissions(path: str | Path, mode: int = 0o666) -> None:
@@ -124,7 +144,8 @@ def move_into_place(staged: Path, final: Path, force: bool = False) -> None:
 
 class Mp4Writer:
     """Streams RGB frames into an H.264 MP4 (imageio-ffmpeg) in a temporary file beside ``path``, moved into
-    place by :meth:`finish`; :meth:`abort` leaves nothing. Raises ``OSError`` if the folder is not writable.
+    place by :meth:`finish`; :meth:`abort` leaves nothing. Raises ``OSError`` if the folder is not writable. As a
+    context manager: finished when the block ends, aborted when it raises.
 
     :param path: the ``.mp4`` to write
     :param fps: frames per second of the video
@@ -137,6 +158,14 @@ class Mp4Writer:
         self.path, self.tmp, self.fps, self.scale = path, Path(tmp), fps, scale
         self.frames = 0
         self._writer: Any = None
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.finish()
+        self.abort()  # a no-op after finish()
 
     def __call__(self, frame: np.ndarray) -> None:
         if self.scale > 1:

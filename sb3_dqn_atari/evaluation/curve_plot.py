@@ -12,7 +12,7 @@ import numpy as np
 
 from sb3_dqn_atari.atari.wrappers import ACTION_REPEAT
 from sb3_dqn_atari.common.errors import UserError
-from sb3_dqn_atari.common.files import atomic_file
+from sb3_dqn_atari.common.files import atomic_file, check_output_file
 from sb3_dqn_atari.evaluation.curves import (
     NATURE_EVAL_FILE,
     NATURE_EVAL_FREQ_FILE,
@@ -25,20 +25,10 @@ from sb3_dqn_atari.evaluation.curves import (
     load_run,
     smooth,
 )
-from sb3_dqn_atari.evaluation.report import check_output
+from sb3_dqn_atari.evaluation.scores import PaperScores, paper_scores
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-    from sb3_dqn_atari.evaluation.scores import PaperScores
-
-
-def _game_row(env_id: str) -> PaperScores | None:
-    from sb3_dqn_atari.atari.protocols import game_or_none
-    from sb3_dqn_atari.evaluation.scores import PAPER_SCORES
-
-    game = game_or_none(env_id)
-    return None if game is None else PAPER_SCORES.get(game)
 
 
 def _millions(value: float, _pos: object = None) -> str:
@@ -91,7 +81,7 @@ def plot_runs(
         _draw_evaluations(ax_eval, members, band, band_name)
         for k, other in enumerate(others.get(env_id, [])):
             _draw_other(ax_train, ax_eval, other, window, color=f"C{k + 4}")
-        _paper_lines(ax_eval, _game_row(env_id))
+        _paper_lines(ax_eval, paper_scores(env_id))
         ax_eval.set_title(f"{env_id}: evaluation score")
         for ax in (ax_train, ax_eval):
             _agent_step_axes(ax)
@@ -243,9 +233,7 @@ def plot_command(args: argparse.Namespace) -> int:
     if args.window < 1:
         raise UserError("--window must be at least 1")
     out: Path = args.output
-    if out.suffix.lower() != ".png":
-        raise UserError(f"{out}: the output is a PNG; name it *.png")
-    check_output(out, "the plot")
+    check_output_file(out, "the plot", ".png")
     if (args.max_steps is not None and args.max_steps <= 0) or (args.table_every or 0) < 0:
         raise UserError("--max-steps and --table-every must be positive")
     runs = [load_run(p, args.trust_remote_code) for p in find_runs(args.logdirs)]

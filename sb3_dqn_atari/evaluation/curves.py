@@ -145,21 +145,17 @@ def read_recorded_games(run_dir: Path) -> Curve | None:
     return Curve(np.asarray(steps, dtype=np.float64), np.asarray(scores, dtype=np.float64)) if steps else None
 
 
-def read_evaluations(path: Path) -> Curve | None:
-    """Mean score per evaluation (band: ± std across its episodes) from an ``evaluations*.npz``."""
-    if not path.is_file():
-        return None
+def read_evaluations(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The agent steps and the ``(evaluations, episodes)`` scores of an ``evaluations*.npz`` (SB3's ``EvalCallback``,
+    :class:`~sb3_dqn_atari.evaluation.NatureEvalCallback`; nothing is unpickled); None if it holds no evaluation."""
     try:
-        with np.load(path) as data:
-            timesteps = np.asarray(data["timesteps"], dtype=np.float64)
+        with np.load(path, allow_pickle=False) as data:
+            timesteps = np.asarray(data["timesteps"], dtype=np.float64).reshape(-1)
             results = np.asarray(data["results"], dtype=np.float64)
+        return (timesteps, results.reshape(len(timesteps), -1)) if len(timesteps) else None
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise UserError(f"{path} is not an SB3 evaluations file ({exc.__class__.__name__}: {exc})") from exc
-    if len(timesteps) == 0:
-        return None
-    results = results.reshape(len(timesteps), -1)
-    mean, std = results.mean(axis=1), results.std(axis=1)
-    return Curve(timesteps, mean, mean - std, mean + std)
+        name = exc.__class__.__name__
+        raise UserError(f"{path} is not an evaluations file ({name}: {exc}); remove it or fix it") from exc
 
 
 def _env_from_folder(run_dir: Path) -> str | None:
@@ -185,9 +181,10 @@ def load_run(run_dir: str | Path, trust_remote_code: bool = False) -> RunData:
         run.train_raw = Curve(frames / ACTION_REPEAT, scores)
         print(f"note: {path} has no {EPISODES_FILE}: training games placed at emulator frames / 4", file=sys.stderr)
     for name in EVAL_FILES:
-        curve = read_evaluations(path / name)
-        if curve is not None:
-            run.evals[name] = curve
+        found = read_evaluations(path / name) if (path / name).is_file() else None
+        if found is not None:  # the mean score of each evaluation, its band ± the std across its episodes
+            mean, std = found[1].mean(axis=1), found[1].std(axis=1)
+            run.evals[name] = Curve(found[0], mean, mean - std, mean + std)
     if run.env_id is None:
         run.env_id = _env_from_folder(path)
     return run

@@ -120,10 +120,6 @@ def protocol_settings(info: EvalEnvInfo) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- the episodes
 
 
-def _first_action(actions: Any) -> int:
-    return int(np.asarray(actions).reshape(-1)[0])
-
-
 def _play_episode(
     act_fn: ActFn, env: ProtocolEnv, epsilon: float, eps_rng: np.random.Generator, seed: int | None, bar: Any
 ) -> EpisodeResult:
@@ -135,7 +131,7 @@ def _play_episode(
         if epsilon > 0 and eps_rng.random() < epsilon:
             action = int(eps_rng.integers(env.eval_info.n_actions))
         else:
-            action = _first_action(act_fn(obs[None]))
+            action = int(np.asarray(act_fn(obs[None])).reshape(-1)[0])  # the batch of one's action
         obs, reward, terminated, truncated, _ = env.step(action)
         score += float(reward)
         steps += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from sb3_dqn_atari.atari.protocols import ProtocolEnv, game_or_none, make_eval_e
 from sb3_dqn_atari.atari.spec import NATURE_SPEC, PreprocessingSpec, spec_from_config
 from sb3_dqn_atari.common.env_ids import current_env_id
 from sb3_dqn_atari.common.errors import EXIT_INTERRUPTED, UserError
-from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes
+from sb3_dqn_atari.common.files import Mp4Writer, atomic_write_bytes, check_output_file
 from sb3_dqn_atari.evaluation.protocol import ActFn, EpisodeResult, EvalResult, evaluate_policy_protocol, greedy
 
 #: The emulator runs at 60 Hz; the video shows every frame in real time.
@@ -112,19 +111,6 @@ def load_for_evaluation(
     )
 
 
-def check_output(path: Path | None, what: str) -> None:
-    """Fail early (before any episode) when ``path`` cannot be written."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a folder; pass a file name")
-    if not parent.is_dir():
-        raise UserError(f"cannot write {what} {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {what} {path}: permission denied")
-
-
 def format_report(result: EvalResult) -> str:
     """The per-episode table and the summary, as printed."""
     lines = [f"{'episode':>7}  {'score':>10}  {'steps':>6}  {'frames':>6}  {'no-ops':>6}  end"]
@@ -172,16 +158,22 @@ def results_json(result: EvalResult, model: str, when: datetime.datetime) -> byt
     return (json.dumps(data, indent=2, allow_nan=False) + "\n").encode()
 
 
+def check_protocol_args(args: argparse.Namespace) -> None:
+    """``--episodes``, ``--epsilon`` and ``--max-frames`` of a command that plays the protocol (None: the default)."""
+    if args.episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        raise UserError("--epsilon must be within [0, 1]")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be positive")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """The evaluate command's arguments and outputs, checked before the (slow) load."""
-    if args.episodes <= 0:
-        raise UserError("--episodes must be at least 1")
-    if not 0.0 <= args.epsilon <= 1.0:
-        raise UserError("--epsilon must be within [0, 1]")
-    if args.max_frames <= 0:
-        raise UserError("--max-frames must be positive")
-    check_output(args.output, "the results file")
-    check_output(args.video, "the video")
+    check_protocol_args(args)
+    check_output_file(args.output, "the results file")
+    if args.video is not None:
+        check_output_file(args.video, "the video")
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sb3_dqn_atari.atari.protocols import game_or_none
+
 # ----------------------------------------------------------------------------------------------- paper tables
 
 
@@ -41,3 +43,9 @@ def human_normalized_score(game: str, score: float) -> float | None:
     """The paper's human-normalised score (percent) of ``score`` in ``game`` (ALE ROM id); None if not in the table."""
     row = PAPER_SCORES.get(game)
     return None if row is None else row.normalize(score)
+
+
+def paper_scores(env_id: str) -> PaperScores | None:
+    """The row of the game ``env_id`` plays (any ALE id of it); None for other envs and games outside the table."""
+    game = game_or_none(env_id)
+    return None if game is None else PAPER_SCORES.get(game)

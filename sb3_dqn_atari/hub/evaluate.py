@@ -7,7 +7,6 @@ import contextlib
 import datetime
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,6 @@ from sb3_dqn_atari.atari.spec import PreprocessingSpec
 from sb3_dqn_atari.common.files import Mp4Writer
 
 if TYPE_CHECKING:
-    import numpy as np
     from stable_baselines3.common.base_class import BaseAlgorithm
 
 
@@ -55,21 +53,6 @@ class PushOptions:
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
-@contextlib.contextmanager
-def _replay(folder: Path, fps: float, options: PushOptions) -> Iterator[Mp4Writer | None]:
-    """The writer of ``replay.mp4`` (None with ``--video-length 0``); the file is kept only if the block ends
-    without an error."""
-    if options.video_length <= 0:
-        yield None
-        return
-    video = Mp4Writer(folder / VIDEO_FILE, fps)
-    try:
-        yield video
-        video.finish()
-    finally:
-        video.abort()  # no-op after finish()
-
-
 def evaluate_atari(
     model: BaseAlgorithm,
     env_id: str,
@@ -80,14 +63,11 @@ def evaluate_atari(
 ) -> EvalSummary:
     """The paper's protocol (:func:`sb3_dqn_atari.evaluation.evaluate_policy_protocol`) on the frames of the
     model's preprocessing ``spec``; ``replay.mp4`` is the first episode's raw screens."""
-    import numpy as np
-
     from sb3_dqn_atari.atari.protocols import make_eval_env
     from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES
-    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, evaluate_policy_protocol
-    from sb3_dqn_atari.evaluation.report import VIDEO_FPS, results_json
+    from sb3_dqn_atari.evaluation.protocol import EVAL_EPSILON, greedy
+    from sb3_dqn_atari.evaluation.report import evaluate_to_files
 
-    epsilon = EVAL_EPSILON if options.epsilon is None else options.epsilon
     env = make_eval_env(
         env_id,
         options.protocol,
@@ -97,29 +77,18 @@ def evaluate_atari(
         max_episode_frames=options.max_frames or EVAL_MAX_FRAMES,
         spec=spec,
     )
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=True)[0])
-
-    started = datetime.datetime.now()
-    with contextlib.closing(env), _replay(folder, VIDEO_FPS, options) as video:
-        cap = options.video_length * spec.frame_skip + 1  # emulator frames of the first video_length agent steps
-
-        def record(frame: np.ndarray) -> None:
-            if video is not None and video.frames < cap:
-                video(frame)
-
-        result = evaluate_policy_protocol(
-            act,
-            protocol=options.protocol,
-            episodes=options.episodes,
-            seed=options.seed,
-            epsilon=epsilon,
-            env=env,
-            first_episode_frames=record if video is not None else None,
-            progress=options.progress,
-        )
-    (folder / RESULTS_FILE).write_bytes(results_json(result, model_file, started))
+    result = evaluate_to_files(
+        greedy(model),
+        env,
+        folder / RESULTS_FILE,
+        model_file,
+        episodes=options.episodes,
+        seed=options.seed,
+        epsilon=EVAL_EPSILON if options.epsilon is None else options.epsilon,
+        video=folder / VIDEO_FILE if options.video_length > 0 else None,
+        video_frames=options.video_length * spec.frame_skip + 1,  # emulator frames of the first video_length steps
+        progress=options.progress,
+    )
     settings = result.settings
     description = (
         f"{result.protocol} protocol: {settings['protocol_description']}, ε = {result.epsilon:g}, "
@@ -151,7 +120,9 @@ def evaluate_other(
         venv = VecFrameStack(venv, frame_stack)
     fps = int(venv.get_attr("metadata")[0].get("render_fps") or 30)
     started = datetime.datetime.now()
-    with contextlib.closing(venv), _replay(folder, fps, options) as video:
+    with contextlib.closing(venv), (
+        Mp4Writer(folder / VIDEO_FILE, fps) if options.video_length > 0 else contextlib.nullcontext()
+    ) as video:  # the video kept only if the block ends without an error
 
         def record(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
             if video is not None and locals_["episode_counts"][0] == 0 and video.frames < options.video_length:

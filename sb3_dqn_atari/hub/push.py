@@ -55,6 +55,7 @@ from sb3_dqn_atari.common.errors import UserError, arguments
 from sb3_dqn_atari.common.files import move_into_place, staging_dir
 from sb3_dqn_atari.common.safe_yaml import plain_data
 from sb3_dqn_atari.common.vetting import ZOO_FILES, read_zoo_file
+from sb3_dqn_atari.evaluation.report import check_protocol_args
 from sb3_dqn_atari.hub.card import CURVE_FILE, RepoFolder, write_model_card
 from sb3_dqn_atari.hub.client import (
     METRICS_ZIP,
@@ -224,14 +225,9 @@ def _write_training_files(run_dir: Path, folder: Path, trust_remote_code: bool =
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.episodes < 1:
-        raise UserError("--episodes must be at least 1")
+    check_protocol_args(args)
     if args.video_length < 0:
         raise UserError("--video-length must be 0 (no video) or positive")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UserError("--max-frames must be positive")
-    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
-        raise UserError("--epsilon must be within [0, 1]")
     if args.dry_run is not None and args.dry_run.exists() and any(args.dry_run.iterdir()):
         raise UserError(f"{args.dry_run} exists and is not empty; pass a new folder to --dry-run")
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +51,7 @@ from gymnasium import spaces
 from sb3_dqn_atari.atari.envs import is_atari
 from sb3_dqn_atari.atari.spec import spec_from_config
 from sb3_dqn_atari.common.errors import arguments
+from sb3_dqn_atari.common.files import check_output_file
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
@@ -170,18 +170,6 @@ def quantized_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.int8.onnx")
 
 
-def _check_writable(path: Path) -> None:
-    if path.suffix.lower() != ".onnx":
-        raise UserError(f"the output {path} should end in .onnx")
-    if path.is_dir():
-        raise UserError(f"the output {path} is a folder; pass a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError as exc:
-        raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from exc
-
-
 def export_onnx(
     model: BaseAlgorithm,
     path: str | Path | None = None,
@@ -221,7 +209,7 @@ def export_onnx(
     env_kwargs = dict(env_kwargs)
     algorithm = type(model).__name__
     out = Path(path) if path is not None else default_path(env_id, algorithm)
-    _check_writable(out)
+    check_output_file(out, "the output", ".onnx", make_folder=True)
     if not isinstance(model.observation_space, spaces.Box):
         raise UserError(f"the model observes {model.observation_space}; export supports Box observations")
     spec, frame_stack, notes = preprocessing_for(model, env_id, hyperparams, preprocessing)

@@ -4,10 +4,11 @@ written as an MP4 (:func:`play_command`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 import numpy as np
 
-from sb3_dqn_atari.common.files import Mp4Writer
+from sb3_dqn_atari.common.files import Mp4Writer, check_output_file
 from sb3_dqn_atari.onnx.runtime import EpisodeResult, OnnxAgent, PlayerError
 
 #: The paper's evaluation cap: 5 minutes at 60 Hz (Methods).
@@ -20,6 +21,8 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
     """``python -m sb3_dqn_atari.play``: play the exported agent, print each episode and a summary, write the video."""
     if args.episodes < 1:
         raise PlayerError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.video is not None:
+        check_output_file(args.video, "the video", ".mp4")
     agent = OnnxAgent(args.model, intra_op_num_threads=args.threads)
     meta = agent.metadata
     atari = meta.preprocessing.wrapper != "none"
@@ -28,21 +31,14 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
     writer = None
     if args.video is not None:
         fps = 60.0 / meta.preprocessing.frame_skip if atari else 30.0
-        if args.video.suffix.lower() != ".mp4":
-            raise PlayerError(f"the video {args.video} should end in .mp4")
-        if args.video.is_dir():
-            raise PlayerError(f"the video {args.video} is a folder; pass a file name")
-        try:
-            writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
-        except OSError as exc:
-            raise PlayerError(f"cannot write the video {args.video}: {exc.strerror or exc}") from exc
+        writer = Mp4Writer(args.video, fps, scale=VIDEO_SCALE)
 
     def on_episode(index: int, result: EpisodeResult) -> None:
         frames = f", {result.frames} frames" if result.frames is not None else ""
         cut = " (cut at the frame limit)" if result.truncated else ""
         print(f"episode {index + 1}: score {result.score:g}, {result.steps} steps{frames}{cut}")
 
-    try:
+    with writer if writer is not None else contextlib.nullcontext():  # the video kept only if all episodes end
         results = agent.play(
             episodes=args.episodes,
             seed=args.seed,
@@ -52,12 +48,7 @@ def play_command(args: argparse.Namespace) -> list[EpisodeResult]:
             on_frame=writer,
             on_episode=on_episode,
         )
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
     if writer is not None:
-        writer.finish()
         print(f"wrote {args.video} ({writer.frames} frames)")
     scores = np.array([r.score for r in results])  # the standard deviation: the population's (np.std)
     steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sb3_dqn_atari.evaluation.report import game_or_none
-from sb3_dqn_atari.evaluation.scores import PAPER_SCORES, PaperScores
+from sb3_dqn_atari.evaluation.scores import PaperScores, paper_scores
 from sb3_dqn_atari.report.references import RL_ZOO_DQN, Reference
 from sb3_dqn_atari.report.runs import Run
 
@@ -45,8 +45,7 @@ class GameRow:
 
     @property
     def paper(self) -> PaperScores | None:
-        game = self.game
-        return None if game is None else PAPER_SCORES.get(game)
+        return paper_scores(self.env_id)
 
     @property
     def rl_zoo(self) -> Reference | None:

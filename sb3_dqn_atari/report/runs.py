@@ -26,6 +26,7 @@ import numpy as np
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.evaluation.curves import NATURE_EVAL_FILE as PAPER_FILE
 from sb3_dqn_atari.evaluation.curves import ZOO_EVAL_FILE as ZOO_FILE
+from sb3_dqn_atari.evaluation.curves import read_evaluations as read_evaluations_file
 
 TRIAL_FILE = "trial.json"  # sb3_dqn_atari.sweep.spec.TRIAL_FILE (not imported: sweep is a sibling feature)
 #: where each score comes from, as the report states it
@@ -65,19 +66,14 @@ class Skipped:
 def read_evaluations(path: Path) -> Run | None:
     """The evaluations in ``path`` (an npz of SB3's or our evaluation callback) as the run of its folder, its env id
     and seed not known yet (``""``, ``None``: the caller sets them); ``None`` if it holds no evaluation."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            timesteps = np.asarray(data["timesteps"], dtype=np.int64).reshape(-1)
-            results = np.asarray(data["results"], dtype=np.float64)
-    except (OSError, KeyError, ValueError) as exc:
-        raise UserError(f"{path} is not an evaluations file ({exc.__class__.__name__}); remove it or fix it") from None
-    if len(timesteps) == 0:
+    found = read_evaluations_file(path)
+    if found is None:
         return None
-    results = results.reshape(len(timesteps), -1)
+    timesteps, results = found
     if results.shape[1] == 0 or not np.all(np.isfinite(results)):
         raise UserError(f"{path} holds evaluations without finite episode scores; remove it or fix it")
     source = "paper" if path.name == PAPER_FILE else "zoo"
-    return Run(path.parent, "", None, source, timesteps, results.mean(axis=1), int(results.shape[1]))
+    return Run(path.parent, "", None, source, timesteps.astype(np.int64), results.mean(axis=1), int(results.shape[1]))
 
 
 def _best_evaluations(folder: Path) -> Run | None:
