@@ -2,7 +2,7 @@
 exact checkpoints and resume, and one-line errors for bad input.
 
 Takes rl-zoo3's arguments (``python -m rl_zoo3.train`` works as well with our yml files, which name
-``sb3_dqn_atari.zoo``), and these (:func:`sb3_dqn_atari.checkpoint.zoo_train`):
+``sb3_dqn_atari.zoo``), and these (:func:`sb3_dqn_atari.checkpoint.experiment.zoo_train`):
 
 ``--checkpoint-freq N``
     every ``N`` agent steps, an exact checkpoint in ``<run folder>/checkpoints/step_<n>/``

@@ -237,6 +237,8 @@ def _one_line_error(code: int, err: str) -> str:
         ("empty", "no finished run with evaluations"),
         ("not-a-report", "exists and is not a report folder"),
         ("bad-npz", "is not an evaluations file"),
+        ("truncated-npz", "is not an evaluations file"),  # a run killed while it wrote the file
+        ("wrong-size", "is not an evaluations file"),  # 3 scores for 2 evaluation steps
         ("python-tag", "carries a Python object tag"),
     ],
 )
@@ -254,6 +256,12 @@ def test_bad_input_is_one_line_and_leaves_nothing(
     if setup == "bad-npz":
         (logs / "run").mkdir()
         (logs / "run" / "evaluations_nature.npz").write_bytes(b"not a zip")
+    if setup == "truncated-npz":
+        npz = _zoo_run(logs / "run", "PongNoFrameskip-v4", 0, [1, 2], [[0.0], [1.0]], "evaluations_nature.npz")
+        npz /= "evaluations_nature.npz"
+        npz.write_bytes(npz.read_bytes()[: npz.stat().st_size // 2])
+    if setup == "wrong-size":
+        _zoo_run(logs / "run", "PongNoFrameskip-v4", 0, [1, 2], [[0.0, 1.0, 2.0]], "evaluations_nature.npz")
     if setup == "python-tag":
         run = _zoo_run(logs / "run", "PongNoFrameskip-v4", 0, [1], [[0.0]], "evaluations_nature.npz")
         (run / "PongNoFrameskip-v4" / "args.yml").write_text("!!python/object/apply:os.system ['echo hi']\n")
