@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -71,11 +72,12 @@ def _run(code: str, *args: str) -> dict[str, object]:
 
 
 def test_an_update_faults_its_memory_in_again_only_without_it() -> None:
-    default = float(_run(FAULTS, "false")["faults"])  # type: ignore[arg-type]
-    kept = float(_run(FAULTS, "true")["faults"])  # type: ignore[arg-type]
-    # glibc's heuristics vary from run to run (measured 535-860 per update without, 0-88 with the setting)
-    assert default > 200  # the update's ~30 MB of temporaries are partly returned to the OS every time
-    assert kept < default / 4
+    """The median of three fresh processes each way: glibc's heuristics vary from process to process (measured 90-860
+    faults per update without the setting, once 90 and otherwise 299 or more; 0-88 with it)."""
+    runs = [(_run(FAULTS, "false")["faults"], _run(FAULTS, "true")["faults"]) for _ in range(3)]
+    default, kept = (float(statistics.median(column)) for column in zip(*runs, strict=True))  # type: ignore[type-var]
+    assert default > 100, runs  # the update's ~30 MB of temporaries are partly returned to the OS every time
+    assert kept < default / 4, runs
 
 
 @pytest.mark.parametrize(("choice", "applied"), [(None, True), (True, True), (False, False)])
