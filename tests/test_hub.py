@@ -119,7 +119,8 @@ def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save(run / f"{BREAKOUT}.zip")
     hyperparams = {"env_wrapper": ["sb3_dqn_atari.zoo.NatureAtariWrapper"], "frame_stack": 4, "policy": "CnnPolicy"}
     (run / BREAKOUT / "config.yml").write_text(yaml.dump(OrderedDict(sorted(hyperparams.items()))))
-    args = {"algo": "dqn", "env": BREAKOUT, "env_kwargs": None, "seed": 3, "n_timesteps": -1}
+    args = {"algo": "dqn", "conf_file": "hyperparams/dqn.yml", "env": BREAKOUT, "env_kwargs": None, "seed": 3,
+            "n_timesteps": -1}  # fmt: skip
     (run / BREAKOUT / "args.yml").write_text(yaml.dump(OrderedDict(sorted(args.items()))))
     with (run / "0.monitor.csv").open("w") as f:
         f.write(json.dumps({"t_start": 1.7e9, "env_id": BREAKOUT}).join(["#", "\n"]) + "r,l,t\n")
@@ -202,6 +203,11 @@ def test_push_pull_roundtrip(zoo_run: Path, hub_env: FakeHub, tmp_path: Path, ca
     session = ort.InferenceSession(files[f"{name}.onnx"], providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["env_id"] == BREAKOUT and json.loads(meta["verification"])["passed"]
+    # ... which yml it was trained with, for how long, and its score (the results.json pushed beside it)
+    assert meta["hyperparams_file"] == "hyperparams/dqn.yml" and meta["num_timesteps"] == "0"
+    scored = json.loads(meta["evaluation"])
+    assert (scored["mean_reward"], scored["std_reward"]) == (results["mean_reward"], results["std_reward"])
+    assert scored["protocol"] == "nature" and scored["n_eval_episodes"] == 2 and "1-30 no-op" in scored["description"]
 
     # pull, with --onnx: rl-zoo3's layout, byte-identical files, an export in exported_models/
     pulled = tmp_path / "pulled"

@@ -176,7 +176,7 @@ def build_repo_folder(
     from huggingface_sb3 import ModelName
 
     from sb3_dqn_atari.atari.spec import PreprocessingSpec
-    from sb3_dqn_atari.onnx.export import export_and_report
+    from sb3_dqn_atari.onnx.export import export_and_report, record_evaluation
 
     name = ModelName(algo, env_folder_name(env_id))
     model_file, onnx_file = name.filename, f"{name}.onnx"
@@ -190,6 +190,7 @@ def build_repo_folder(
     else:
         frame_stack = int(source.hyperparams.get("frame_stack") or 1)
         evaluation = evaluate_other(model, env_id, folder, options, model_file, env_kwargs, frame_stack)
+    record_evaluation(folder / onnx_file, evaluation.results, evaluation.description)  # the score in the ONNX file
     if source.run_dir is not None:
         _write_training_files(source.run_dir, folder, options.trust_remote_code)
     built = RepoFolder(model_file, onnx_file, evaluation, report)

@@ -20,6 +20,7 @@ class ModelSource:
     env_id: str | None = None
     run_dir: Path | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    conf_file: str | None = None  # the hyperparameter file rl-zoo3 recorded in args.yml (``-conf``), as given
 
 
 # ------------------------------------------------------------------------------------------- finding the zip
@@ -54,6 +55,7 @@ def resolve_model(
     if recorded is not None and not isinstance(recorded, str):
         raise UserError(f"{folders[0].path / 'args.yml'}: env is {one_line(repr(recorded), 80)}, not an env id")
     hyperparams: dict[str, Any] = dict(folders[0].config) if folders else {}
+    conf_file = folders[0].args.get("conf_file") if folders else None
     wanted_env = env_id or recorded
     found_env = current_env_id(wanted_env) if wanted_env else None
     if p.is_dir():
@@ -71,7 +73,8 @@ def resolve_model(
     else:
         zip_path = p
     run_dir_found = run_dir if found_env else None
-    return ModelSource(zip_path=zip_path, env_id=found_env, run_dir=run_dir_found, hyperparams=hyperparams)
+    conf = conf_file if isinstance(conf_file, str) else None
+    return ModelSource(zip_path, found_env, run_dir_found, hyperparams, conf)
 
 
 def _checkpoint_step(path: Path) -> int:

@@ -17,7 +17,9 @@ another, which the ``torch.export``-based exporter converts to):
 ``env_id``, ``env_kwargs`` (JSON), ``algorithm``, ``policy_class``, ``action_meanings`` (JSON),
 ``observation_shape`` (JSON, without the batch), ``observation_dtype``, ``frame_stack``, ``preprocessing``
 (JSON :class:`~sb3_dqn_atari.onnx.runtime.PreprocessingSpec`), ``num_timesteps``, ``versions`` (JSON),
-``verification`` (JSON) and, for the int8 file, ``quantization``.
+``verification`` (JSON), for the int8 file ``quantization``, and when known ``source`` (the zip's name),
+``hyperparams_file`` (the ``-conf`` yml rl-zoo3 recorded in the run's ``args.yml``) and ``evaluation`` (JSON: the
+score of the agent, added by :func:`record_evaluation` once it is evaluated, e.g. by ``push_to_hub``).
 
 Verification (:func:`save_verified`): ``onnx.checker`` (full check, with shape inference), then onnxruntime
 against the PyTorch model on observations from the model's own env (rolled a few hundred steps, partly
@@ -51,7 +53,7 @@ from gymnasium import spaces
 from sb3_dqn_atari.atari.envs import is_atari
 from sb3_dqn_atari.atari.spec import spec_from_config
 from sb3_dqn_atari.common.errors import arguments
-from sb3_dqn_atari.common.files import check_output_file
+from sb3_dqn_atari.common.files import atomic_write_bytes, check_output_file
 from sb3_dqn_atari.loading import ModelSource, UserError, load_agent, resolve_model
 from sb3_dqn_atari.onnx.graph import DEFAULT_OPSET, QValueGraph, package_version, quantize, torch_to_onnx
 from sb3_dqn_atari.onnx.runtime import (
@@ -156,7 +158,20 @@ def build_metadata(
     }
     if source is not None:
         props["source"] = source.zip_path.name
+        if source.conf_file is not None:
+            props["hyperparams_file"] = source.conf_file
     return props
+
+
+def record_evaluation(path: Path, results: dict[str, Any], description: str) -> None:
+    """Add the ``evaluation`` metadata (protocol, episodes, mean and std of the score, the protocol in words) to
+    the exported file ``path``, its graph untouched; the file is replaced atomically."""
+    proto = onnx.load_model(str(path))
+    keys = ("protocol", "n_eval_episodes", "mean_reward", "std_reward", "epsilon", "seed")
+    evaluation = {key: results[key] for key in keys if key in results} | {"description": description}
+    props = {p.key: p.value for p in proto.metadata_props} | {"evaluation": json.dumps(evaluation)}
+    onnx.helper.set_model_props(proto, props)
+    atomic_write_bytes(path, proto.SerializeToString())
 
 
 def default_path(env_id: str, algorithm: str) -> Path:
