@@ -97,7 +97,9 @@ class StopAt(BaseCallback):
 
 def games(monitor_csv: Path) -> list[tuple[int, float]]:
     """(agent steps at the game's end, raw score) per whole game of a Monitor file placed under the wrapper, whose
-    ``l`` counts emulator frames (4 per agent step; a game's last step may be cut short by a lost life)."""
+    ``l`` counts emulator frames: steps = frames // 4, which also counts the frames a wrapper plays on its own (the
+    no-ops after a lost life here, AtariWrapper's FIRE and no-op there) and the repeats a lost life cuts short; the
+    same approximation for both runs, a few per cent of a game."""
     rows = list(csv.reader(monitor_csv.open()))[2:]
     out, frames = [], 0
     for r, length, *_ in rows:
