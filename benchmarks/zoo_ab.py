@@ -146,7 +146,7 @@ def report(arm: str, env_id: str, ours: Path, reference: Path, steps: int, png: 
         z = zoo.get(lo)
         zoo_cell = f"{z[0]:.2f} ({z[1]} games)" if z else "-"
         lines.append(f"| {lo:,}–{lo + BUCKET:,} | {here[lo][0]:.2f} ({here[lo][1]} games) | {zoo_cell} |")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, data in ((f"here: {ARMS[arm]}", here), ("RL Zoo: SB3 DQN on AtariWrapper", zoo)):
         xs = sorted(data)
         ax.plot([x + BUCKET / 2 for x in xs], [data[x][0] for x in xs], marker="o", label=name)
@@ -155,7 +155,8 @@ def report(arm: str, env_id: str, ours: Path, reference: Path, steps: int, png: 
         ylabel=f"training game score (mean per {BUCKET:,} steps)",
         title=f"{env_id}: the RL Zoo's DQN run, one half swapped",
     )
-    ax.legend()
+    ax.title.set_fontsize(10)
+    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
