@@ -2,8 +2,9 @@
 far apart its Q-values are where a life starts (issue 14: an agent that stays at random play's score).
 
 Plays ``--games`` whole games with the paper's evaluation settings (1–30 no-op starts, ε = 0.05, raw score, no
-life-loss terminal) from an agent (a run folder, its ``best_model.zip`` or a checkpoint's ``model.zip``, loaded
-without unpickling anything, :func:`sb3_dqn_atari.loading.load.load_agent`), and prints:
+life-loss terminal, 18,000-frame cap; the paper's frames: for agents trained on ``NatureAtariWrapper``) from an
+agent (a run folder, its ``best_model.zip`` or a checkpoint's ``model.zip``, loaded without unpickling anything,
+:func:`sb3_dqn_atari.loading.load.load_agent`), and prints:
 
 * the score of each game;
 * how often each action was taken (an agent that has learned nothing useful often takes one action nearly always);
@@ -28,7 +29,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
+from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES, NatureAtariWrapper
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.loading.load import load_agent
 
@@ -50,7 +51,10 @@ def main() -> None:
         raise SystemExit(str(exc)) from None
 
     def make() -> gym.Env:
-        return NatureAtariWrapper(gym.make(args.env), terminal_on_life_loss=False, clip_reward=False)
+        env = gym.make(args.env)
+        return NatureAtariWrapper(
+            env, terminal_on_life_loss=False, clip_reward=False, max_episode_frames=EVAL_MAX_FRAMES
+        )
 
     env = VecTransposeImage(VecFrameStack(DummyVecEnv([make]), 4))
     env.seed(args.seed)
