@@ -129,9 +129,10 @@ def test_sweep_survives_a_killed_worker_a_lost_node_and_an_interruption_exactly(
             os.kill(pid, signal.SIGKILL)
             cluster.remove_node(worker)
             _wait(lambda: len(read_attempts(victim)) == 2, process, "the retry of the killed trial")
-            # the newest checkpoint Tune had from the killed worker (it may have reported another one between the
-            # first one seen above and the kill); once the retry has started, Tune has all the worker reported
-            step = _tune_checkpoints(victim, pid)[-1]
+            # the checkpoints Tune had from the killed worker, once the retry has started (it may have reported more
+            # than the first one seen above before the kill; which one Tune restores is Tune's choice: a report that
+            # reached it while the node was being removed was once not the one restored, 300 of [300, 600])
+            steps = _tune_checkpoints(victim, pid)
             process.send_signal(signal.SIGINT)
         finally:
             out = _finish(process, 300)
@@ -141,7 +142,7 @@ def test_sweep_survives_a_killed_worker_a_lost_node_and_an_interruption_exactly(
     assert f"python -m sb3_dqn_atari.sweep --resume -f {tmp_path / 'runs'} --name s" in out
     retry = read_attempts(victim)[1]
     assert retry["node_id"] == head and retry["pid"] != pid  # on the other node
-    assert retry["resumed_step"] == step and Path(retry["resumed_from"]).parent == victim  # Tune's copy, ours
+    assert retry["resumed_step"] in steps and Path(retry["resumed_from"]).parent == victim  # Tune's copy, ours
     first = {t.name: read_attempts(t) for t in sweep.glob("*_seed*")}
     saved = {t.name: _tune_checkpoints(t) for t in sweep.glob("*_seed*")}  # what Tune had when it stopped
 
