@@ -33,7 +33,6 @@ Hours on a CPU (the RL Zoo's schedule starts learning at 100k steps):
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from stable_baselines3.common.atari_wrappers import AtariWrapper
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import load_results
 from stable_baselines3.common.vec_env import VecFrameStack
 
 from sb3_dqn_atari.agent.dqn import NatureDQN
@@ -76,15 +76,15 @@ class StopAt(BaseCallback):
     """Stop at ``steps`` agent steps (``learn`` runs with the reference's ``n_timesteps``, so that ε decays over the
     same steps: ``exploration_fraction`` is a fraction of the total), with a progress line every 25,000."""
 
-    def __init__(self, steps: int, monitor_csv: Path) -> None:
+    def __init__(self, steps: int, folder: Path) -> None:
         super().__init__()
         self.steps = steps
-        self.monitor_csv = monitor_csv
+        self.folder = folder
         self.started = time.monotonic()
 
     def _on_step(self) -> bool:
         if self.num_timesteps % 25_000 == 0:
-            played = games(self.monitor_csv)[-20:]
+            played = games(self.folder)[-20:] if any(self.folder.glob("*.monitor.csv")) else []
             mean = f"{np.mean([r for _, r in played]):.2f}" if played else "-"
             rate = self.num_timesteps / (time.monotonic() - self.started)
             print(
@@ -95,17 +95,14 @@ class StopAt(BaseCallback):
         return self.num_timesteps < self.steps
 
 
-def games(monitor_csv: Path) -> list[tuple[int, float]]:
-    """(agent steps at the game's end, raw score) per whole game of a Monitor file placed under the wrapper, whose
-    ``l`` counts emulator frames: steps = frames // 4, which also counts the frames a wrapper plays on its own (the
-    no-ops after a lost life here, AtariWrapper's FIRE and no-op there) and the repeats a lost life cuts short; the
-    same approximation for both runs, a few per cent of a game."""
-    rows = list(csv.reader(monitor_csv.open()))[2:]
-    out, frames = [], 0
-    for r, length, *_ in rows:
-        frames += int(length)
-        out.append((frames // 4, float(r)))
-    return out
+def games(folder: Path) -> list[tuple[int, float]]:
+    """(agent steps at the game's end, raw score) per whole game of the Monitor files in ``folder`` (SB3's
+    ``load_results``), placed under the wrapper, whose ``l`` counts emulator frames: steps = frames // 4, which also
+    counts the frames a wrapper plays on its own (the no-ops after a lost life here, AtariWrapper's FIRE and no-op
+    there) and the repeats a lost life cuts short; the same approximation for both runs, a few per cent of a game."""
+    results = load_results(str(folder))
+    steps = results["l"].cumsum() // 4
+    return [(int(n), float(r)) for n, r in zip(steps, results["r"], strict=True)]
 
 
 def per_bucket(played: list[tuple[int, float]], limit: int) -> dict[int, tuple[float, int]]:
@@ -136,6 +133,7 @@ def build(arm: str, env_id: str, config: dict[str, Any], seed: int, out: Path) -
 
 
 def report(arm: str, env_id: str, ours: Path, reference: Path, steps: int, png: Path) -> str:
+    """The table of both runs' training games per ``BUCKET`` (folders of Monitor files), and their curves in ``png``."""
     here = per_bucket(games(ours), steps)
     zoo = per_bucket(games(reference), steps)
     lines = [
@@ -187,9 +185,8 @@ def main() -> None:
     if not args.report_only:
         args.out.mkdir(parents=True, exist_ok=True)
         model = build(args.arm, args.env, config, args.seed, args.out)
-        model.learn(int(config["n_timesteps"]), callback=StopAt(args.steps, args.out / "0.monitor.csv"))
-    files = (args.out / "0.monitor.csv", reference / "0.monitor.csv")
-    print(report(args.arm, args.env, *files, args.steps, args.out / "games.png"))
+        model.learn(int(config["n_timesteps"]), callback=StopAt(args.steps, args.out))
+    print(report(args.arm, args.env, args.out, reference, args.steps, args.out / "games.png"))
 
 
 if __name__ == "__main__":
