@@ -154,7 +154,10 @@ def overrides(pairs: list[str], config: dict[str, Any]) -> dict[str, Any]:
         if not sep or key not in config or key in NOT_MODEL_KEYS:
             known = ", ".join(sorted(k for k in config if k not in NOT_MODEL_KEYS))
             raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {known}")
-        changed[key] = yaml.safe_load(value)
+        try:
+            changed[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise SystemExit(f"--set {pair!r}: the value is not valid YAML ({exc.__class__.__name__})") from None
     return changed
 
 
