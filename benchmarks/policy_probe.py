@@ -27,9 +27,8 @@ import ale_py
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
-from sb3_dqn_atari.atari.wrappers import EVAL_MAX_FRAMES, NatureAtariWrapper
+from sb3_dqn_atari.atari.protocols import make_eval_env
 from sb3_dqn_atari.common.errors import UserError
 from sb3_dqn_atari.loading.load import load_agent
 
@@ -50,19 +49,21 @@ def main() -> None:
     except UserError as exc:  # not an agent, or one that is refused without unpickling
         raise SystemExit(str(exc)) from None
 
-    def make() -> gym.Env:
-        env = gym.make(args.env)
-        return NatureAtariWrapper(
-            env, terminal_on_life_loss=False, clip_reward=False, max_episode_frames=EVAL_MAX_FRAMES
-        )
-
-    env = VecTransposeImage(VecFrameStack(DummyVecEnv([make]), 4))
-    env.seed(args.seed)
+    # the project's paper-protocol evaluation env (1–30 no-op starts, full games, raw score, 18,000-frame cap), laid
+    # out as the model was trained
+    env = make_eval_env(
+        args.env,
+        "nature",
+        args.seed,
+        n_actions=int(model.action_space.n),  # type: ignore[attr-defined]
+        obs_shape=model.observation_space.shape,
+    )
     rng = np.random.default_rng(args.seed)
-    ale = env.unwrapped.envs[0].unwrapped.ale  # type: ignore[attr-defined]
-    names = env.unwrapped.envs[0].unwrapped.get_action_meanings()  # type: ignore[attr-defined]
+    ale = env.unwrapped.ale  # type: ignore[attr-defined]
+    names = env.unwrapped.get_action_meanings()  # type: ignore[attr-defined]
     n_actions = len(names)
-    obs: Any = env.reset()
+    obs: Any
+    obs, _ = env.reset(seed=args.seed)
     scores: list[float] = []
     counts = np.zeros(n_actions, dtype=int)
     waits: list[int] = []
@@ -70,7 +71,7 @@ def main() -> None:
     score, lives, waiting, life_started = 0.0, ale.lives(), 0, True
     while len(scores) < args.games:
         with th.no_grad():
-            q = model.q_net(th.as_tensor(obs, device=model.device).float()).cpu().numpy()[0]  # type: ignore[attr-defined]
+            q = model.q_net(th.as_tensor(obs[None], device=model.device).float()).cpu().numpy()[0]  # type: ignore[attr-defined]
         action = int(q.argmax()) if rng.random() >= EPSILON else int(rng.integers(n_actions))
         if life_started:
             starts.append(q)
@@ -81,13 +82,15 @@ def main() -> None:
             waiting = -1
         elif waiting >= 0:
             waiting += 1
-        obs, reward, done, _ = env.step(np.array([action]))
-        score += float(reward[0])
-        life_started = bool(done[0]) or ale.lives() < lives
-        lives = ale.lives()
-        if done[0]:
+        obs, reward, terminated, truncated, _ = env.step(action)
+        score += float(reward)
+        done = terminated or truncated
+        life_started = done or ale.lives() < lives
+        if done:
             scores.append(score)
             score = 0.0
+            obs, _ = env.reset()
+        lives = ale.lives()
     q_starts = np.array(starts)
     print(f"{args.agent}: {args.games} games of {args.env}, ε {EPSILON}, seed {args.seed}")
     print("scores:", ", ".join(f"{s:g}" for s in scores))
