@@ -12,6 +12,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
@@ -263,6 +264,34 @@ def test_dry_run_writes_folder_only(hub_env: FakeHub, monkeypatch: pytest.Monkey
     assert yaml.safe_load((out / "args.yml").read_text())["env"] == "CartPole-v1"
     assert push_main(args) == 2  # the folder is not empty now: refused, left as it is
     assert {p.name for p in out.iterdir()} == names
+
+
+def test_load_best_pushes_the_best_model(zoo_run: Path, hub_env: FakeHub, monkeypatch, tmp_path: Path, capsys) -> None:
+    """--load-best pushes the run's best_model.zip whether the run folder is passed as MODEL or found with -f/--env
+    (MODEL once ignored it and pushed the final model); a zip with --load-best, or a run without best_model.zip,
+    ends in one error line and writes nothing."""
+    monkeypatch.delenv("HF_TOKEN")
+    logs = tmp_path / "logs"
+    run = logs / "dqn" / zoo_run.name
+    shutil.copytree(zoo_run, run)
+    final = run / f"{BREAKOUT}.zip"
+    data = json.loads(_zip_member(final, "data"))
+    final_steps, best_steps = data["num_timesteps"], data["num_timesteps"] + 12_345
+    _rewrite_zip(final, run / "best_model.zip", data={**data, "num_timesteps": best_steps})
+    cases = [([str(run), "--load-best"], best_steps), (["-f", str(logs), "--env", BREAKOUT, "--load-best"], best_steps),
+             ([str(run)], final_steps)]  # fmt: skip
+    for i, (args, steps) in enumerate(cases):
+        out = tmp_path / f"repo{i}"
+        assert push_main([*args, "--dry-run", str(out), *QUICK]) == 0
+        assert json.loads(_zip_member(out / f"dqn-{BREAKOUT}.zip", "data"))["num_timesteps"] == steps, args
+        assert (out / "learning_curve.png").is_file()  # the run's Monitor file came along with best_model.zip
+    capsys.readouterr()
+    assert push_main([str(final), "--load-best", "--dry-run", str(tmp_path / "bad1"), *QUICK]) == 2
+    assert "--load-best takes a run folder" in _error_line(capsys)
+    (run / "best_model.zip").unlink()
+    assert push_main([str(run), "--load-best", "--dry-run", str(tmp_path / "bad2"), *QUICK]) == 2
+    assert "holds no best_model.zip" in _error_line(capsys)
+    assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
 
 
 # ------------------------------------------------------------------------------------------------- errors

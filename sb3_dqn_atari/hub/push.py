@@ -92,11 +92,16 @@ def locate_model(
 ) -> ModelSource:
     """The model to push: a zip / run folder given directly, or rl-zoo3's ``folder/algo/<env>_<exp_id>``
     (``exp_id`` 0: the latest run), as ``rl_zoo3.push_to_hub`` finds it; its files checked
-    (:func:`sb3_dqn_atari.loading.resolve_model`)."""
+    (:func:`sb3_dqn_atari.loading.resolve_model`). ``load_best``: the run's ``best_model.zip`` (the evaluation
+    callback's best), whichever way the run folder was named; a zip given directly is refused with it."""
     from rl_zoo3.utils import get_latest_run_id
 
     if model is not None:
-        return resolve_model(model, env_id, trust_remote_code)
+        if not load_best:
+            return resolve_model(model, env_id, trust_remote_code)
+        if Path(model).is_file():
+            raise UserError(f"--load-best takes a run folder (logs/dqn/Env_1), not the zip {model}: drop --load-best")
+        return _best_model(Path(model), env_id, trust_remote_code)
     if folder is None or env_id is None:
         raise UserError("pass a MODEL (zip or run folder), or -f LOG_FOLDER with --env ENV_ID (and --algo, --exp-id)")
     log_path = Path(folder) / algo
@@ -109,9 +114,17 @@ def locate_model(
     if not run_dir.is_dir():
         raise UserError(f"no such run folder: {run_dir}")
     if load_best:
-        resolve_model(run_dir, env_id, trust_remote_code)  # the run folder's files checked, as for the folder
-    target = run_dir / "best_model.zip" if load_best else run_dir
-    return resolve_model(target, env_id, trust_remote_code)
+        return _best_model(run_dir, env_id, trust_remote_code)
+    return resolve_model(run_dir, env_id, trust_remote_code)
+
+
+def _best_model(run_dir: Path, env_id: str | None, trust_remote_code: bool) -> ModelSource:
+    """``run_dir/best_model.zip``, after the run folder's files are checked as for the folder itself."""
+    resolve_model(run_dir, env_id, trust_remote_code)
+    best = run_dir / "best_model.zip"
+    if not best.is_file():
+        raise UserError(f"{run_dir} holds no best_model.zip (written by the run's evaluations): drop --load-best")
+    return resolve_model(best, env_id, trust_remote_code)
 
 
 def _zoo_config(source: ModelSource, trust_remote_code: bool) -> tuple[Path | None, dict[str, Any]]:
