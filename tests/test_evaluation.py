@@ -589,6 +589,30 @@ def test_plot_reads_full_game_scores_and_writes_a_png(tmp_path: Path, capsys: An
     assert "2 run(s)" in capsys.readouterr().out
 
 
+def test_plot_legend_says_when_a_paper_line_is_off_the_chart() -> None:
+    """The paper's lines are drawn within the curves' range; one outside it is named "(above)" or "(below)" in the
+    legend (a Pong run at -21…-14 cannot show the paper's 18.9 or the human 9.3; random -20.7 is in range)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sb3_dqn_atari.evaluation.curve_plot import _paper_lines
+    from sb3_dqn_atari.evaluation.scores import paper_scores
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [-21.0, -14.0])
+    _paper_lines(ax, paper_scores("PongNoFrameskip-v4"))
+    labels = [line.get_label() for line in ax.lines[1:]]
+    assert labels == ["Nature DQN 18.9 (above)", "human 9.3 (above)", "random -20.7"]
+    assert ax.get_ylim()[1] < 9.3
+    fig2, ax2 = plt.subplots()
+    ax2.plot([0, 1], [-30.0, 30.0])  # a curve spanning every line: plain labels
+    _paper_lines(ax2, paper_scores("PongNoFrameskip-v4"))
+    assert [line.get_label() for line in ax2.lines[1:]] == ["Nature DQN 18.9", "human 9.3", "random -20.7"]
+    plt.close(fig), plt.close(fig2)
+
+
 class StepCounter(gym.Wrapper):  # type: ignore[type-arg]
     """Above the preprocessing: counts the agent's steps and notes the count when the Monitor ends a game."""
 

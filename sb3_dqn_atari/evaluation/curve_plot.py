@@ -145,13 +145,23 @@ def run_name(run: RunData) -> str:
 
 def _paper_lines(ax: Axes, row: PaperScores | None) -> None:
     """The paper's DQN, human and random scores as horizontal lines, in the legend with their values; drawn
-    within the curves' range (a line far above an early curve would flatten it), the whole line set otherwise."""
+    within the curves' range (a line far above an early curve would flatten it), the whole line set otherwise.
+    A line outside that range says so in the legend ("above"/"below"), so the legend never names a line that
+    cannot be seen without saying why."""
     if row is None:
         return
     limits = ax.get_ylim() if ax.lines else None
-    ax.axhline(row.dqn, color="k", ls="--", lw=1, label=f"Nature DQN {row.dqn:g}")
-    ax.axhline(row.human, color="C3", ls=":", lw=1, label=f"human {row.human:g}")
-    ax.axhline(row.random, color="0.5", ls=":", lw=1, label=f"random {row.random:g}")
+
+    def label(name: str, value: float) -> str:
+        if limits is not None and value > limits[1]:
+            return f"{name} {value:g} (above)"
+        if limits is not None and value < limits[0]:
+            return f"{name} {value:g} (below)"
+        return f"{name} {value:g}"
+
+    ax.axhline(row.dqn, color="k", ls="--", lw=1, label=label("Nature DQN", row.dqn))
+    ax.axhline(row.human, color="C3", ls=":", lw=1, label=label("human", row.human))
+    ax.axhline(row.random, color="0.5", ls=":", lw=1, label=label("random", row.random))
     if limits is not None:
         ax.set_ylim(*limits)
 
