@@ -269,16 +269,15 @@ def test_dry_run_writes_folder_only(hub_env: FakeHub, monkeypatch: pytest.Monkey
 def test_load_best_pushes_the_best_model(zoo_run: Path, hub_env: FakeHub, monkeypatch, tmp_path: Path, capsys) -> None:
     """--load-best pushes the run's best_model.zip whether the run folder is passed as MODEL or found with -f/--env
     (MODEL once ignored it and pushed the final model); a zip with --load-best, or a run without best_model.zip,
-    ends in one error line and writes nothing."""
+    ends in one error line and writes nothing. (Without --load-best the final model: test_push_pull_roundtrip.)"""
     monkeypatch.delenv("HF_TOKEN")
     logs = tmp_path / "logs"
     run = logs / "dqn" / zoo_run.name
     shutil.copytree(zoo_run, run)
     final = run / f"{BREAKOUT}.zip"
     data = json.loads(_zip_member(final, "data"))
-    final_steps, best_steps = data["num_timesteps"], data["num_timesteps"] + 12_345
+    best_steps = data["num_timesteps"] + 12_345  # what tells best_model.zip from the final model
     _rewrite_zip(final, run / "best_model.zip", data={**data, "num_timesteps": best_steps})
-    assert best_steps != final_steps  # (the final model: test_push_pull_roundtrip)
     for i, args in enumerate(([str(run)], ["-f", str(logs), "--env", BREAKOUT])):
         out = tmp_path / f"repo{i}"
         assert push_main([*args, "--load-best", "--dry-run", str(out), *QUICK]) == 0
