@@ -610,7 +610,8 @@ def test_plot_legend_says_when_a_paper_line_is_off_the_chart() -> None:
     ax2.plot([0, 1], [-30.0, 30.0])  # a curve spanning every line: plain labels
     _paper_lines(ax2, paper_scores("PongNoFrameskip-v4"))
     assert [line.get_label() for line in ax2.lines[1:]] == ["Nature DQN 18.9", "human 9.3", "random -20.7"]
-    plt.close(fig), plt.close(fig2)
+    plt.close(fig)
+    plt.close(fig2)
 
 
 class StepCounter(gym.Wrapper):  # type: ignore[type-arg]
