@@ -171,6 +171,38 @@ def test_ale_v5_plays_4_frames_per_agent_step(capsys: pytest.CaptureFixture[str]
         e.close()
 
 
+def test_dopamine_yml_builds_dopamines_atari_env() -> None:
+    """hyperparams/dqn_dopamine.yml gives the env of Dopamine's DQN (atari_lib.create_atari_environment with
+    sticky actions, AtariPreprocessing): 4 emulator frames per agent step, sticky actions 0.25 in the ALE, the
+    game's minimal action set, no no-op starts, and a lost life that is not terminal; dqn.yml's env differs in
+    the last three, so the test tells the files apart."""
+    hyperparams = yaml.safe_load((ROOT / "hyperparams" / "dqn_dopamine.yml").read_text())
+    assert hyperparams[BREAKOUT]["env_wrapper"] == hyperparams["atari"]["env_wrapper"]
+
+    def first_life_lost(env: gym.Env) -> tuple[bool, int]:
+        """(terminated at the step that lost the first life, ALE frames before the first agent step)."""
+        ale: Any = env.unwrapped.ale  # type: ignore[attr-defined]
+        env.reset(seed=3)
+        start_frame, lives = ale.getEpisodeFrameNumber(), ale.lives()
+        for step in range(5000):
+            _, _, terminated, truncated, _ = env.step(1 if step % 50 == 0 else 0)  # serve, then let the ball go
+            if ale.lives() < lives:
+                return bool(terminated), start_frame
+            assert not (terminated or truncated)
+        raise AssertionError("no life lost in 5,000 agent steps")
+
+    dopamine = get_wrapper_class(hyperparams["atari"])(gym.make(BREAKOUT))
+    assert _frames_per_step(dopamine) == {4}
+    assert dopamine.unwrapped.ale.getFloat("repeat_action_probability") == 0.25  # type: ignore[attr-defined]
+    assert dopamine.action_space.n == 4  # type: ignore[attr-defined]
+    assert first_life_lost(dopamine) == (False, 0)
+    nature = _dqn_yml_wrapper(BREAKOUT)(gym.make(BREAKOUT))
+    terminated, noop_frames = first_life_lost(nature)
+    assert terminated and noop_frames > 0  # the paper's: terminal for the learner, 1-30 no-ops (x 4 frames) first
+    for e in (dopamine, nature):
+        e.close()
+
+
 def test_rl_zoo3_trains_the_paper_agent_on_ale_v5(tmp_path: Path) -> None:
     """``python -m rl_zoo3.train --algo dqn --env ALE/Breakout-v5 -conf hyperparams/dqn.yml`` trains (tiny
     budget), with the one note about the env's frame skip and sticky actions."""
