@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.monitor import load_results
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecFrameStack
 from stable_baselines3.dqn import policies as sb3_policies
+from zoo_ab import StopAt, games  # this folder's: the progress line and the Monitor's games, as zoo_ab counts them
 
 from sb3_dqn_atari.agent.dqn import NatureDQN
 from sb3_dqn_atari.agent.hardware import detect
@@ -111,36 +109,6 @@ class DopamineCnnPolicy(CnnPolicy):
         return q_net
 
 
-class Progress(BaseCallback):
-    """Stop at ``steps`` agent steps, with a progress line every 25,000."""
-
-    def __init__(self, steps: int, folder: Path) -> None:
-        super().__init__()
-        self.steps, self.folder, self.started = steps, folder, time.monotonic()
-
-    def _on_step(self) -> bool:
-        if self.num_timesteps % 25_000 == 0:
-            played = games(self.folder)[-20:]
-            mean = f"{np.mean([r for _, r in played]):.2f}" if played else "-"
-            rate = self.num_timesteps / (time.monotonic() - self.started)
-            print(
-                f"{self.num_timesteps:,}/{self.steps:,} agent steps, {rate:.0f}/s, "
-                f"ε {getattr(self.model, 'exploration_rate', 0.0):.3f}, last 20 games {mean}",
-                flush=True,
-            )
-        return self.num_timesteps < self.steps
-
-
-def games(folder: Path) -> list[tuple[int, float]]:
-    """(agent steps at the game's end, raw score) per whole game of ``folder``'s Monitor file (SB3's
-    ``load_results``); the Monitor counts emulator frames, 4 per agent step."""
-    if not (folder / "0.monitor.csv").is_file():
-        return []
-    results = load_results(str(folder))
-    steps = results["l"].cumsum() // 4
-    return [(int(n), float(r)) for n, r in zip(steps, results["r"], strict=True)]
-
-
 def build(env_id: str, seed: int, out: Path) -> NatureDQN:
     """NatureDQN with every setting of ``dqn_dopamine.yml`` for ``env_id`` and Dopamine's network."""
     gym.register_envs(ale_py)
@@ -176,6 +144,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the run's Monitor file")
     parser.add_argument("--report-only", action="store_true", help="print the table of a finished run")
     args = parser.parse_args()
+    if args.report_only and not (args.out / "0.monitor.csv").is_file():
+        raise SystemExit(f"{args.out} has no 0.monitor.csv: run without --report-only first")
     if not args.report_only:
         if (args.out / "0.monitor.csv").exists():
             raise SystemExit(f"{args.out} already holds a run: choose another --out, or --report-only")
@@ -186,7 +156,7 @@ def main() -> None:
             f"{YML.name}'s settings, Dopamine's network:\n{model.q_net}",
             flush=True,
         )
-        model.learn(args.steps, callback=Progress(args.steps, args.out))
+        model.learn(args.steps, callback=StopAt(args.steps, args.out))
     print(table(games(args.out), args.steps))
 
 
