@@ -8,12 +8,13 @@ built with ``slim.conv2d`` and ``slim.fully_connected`` at slim's defaults: 'SAM
 11 x 11 x 64 = 7,744 features into the 512-unit layer, against the paper's 7 x 7 x 64 = 3,136 with no padding),
 Xavier-uniform weights and zero biases (the paper, and PyTorch's default: weights and biases U(±1/sqrt(fan_in))).
 This script trains NatureDQN with ``dqn_dopamine.yml``'s settings and that network, nothing else changed, and prints
-the mean score of its training games per 250,000 agent steps, to set beside the ``dqn_dopamine.yml`` run
-(``python -m sb3_dqn_atari.train --algo dqn --env BreakoutNoFrameskip-v4 -conf hyperparams/dqn_dopamine.yml --seed 0
--n 500000 -f logs``) and Dopamine's five runs. Hours on a CPU:
+the mean score of its training games per 100,000 agent steps; ``--compare`` sets the ``dqn_dopamine.yml`` run
+with the paper's network beside it (``python -m sb3_dqn_atari.train --algo dqn --env BreakoutNoFrameskip-v4 -conf
+hyperparams/dqn_dopamine.yml --seed 0 -n 500000 -f logs``), counted the same way and up to the same step. Hours on
+a CPU:
 
     python benchmarks/dopamine_network.py --env BreakoutNoFrameskip-v4 --steps 500000 --seed 0 \\
-        --out logs/dopamine_network
+        --out logs/dopamine_network --compare logs/dqn/BreakoutNoFrameskip-v4_1
 
 Outputs in ``--out``: SB3's ``0.monitor.csv`` (whole games, raw score; the Monitor is under the wrapper) and the
 table on stdout (agent steps counted as the Monitor's emulator frames / 4: exact here, where a lost life does not
@@ -29,26 +30,24 @@ from typing import Any
 
 import ale_py
 import gymnasium as gym
-import numpy as np
 import torch
 from gymnasium import spaces
+from rl_zoo3.utils import get_wrapper_class
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecFrameStack
 from stable_baselines3.dqn import policies as sb3_policies
-from zoo_ab import StopAt, games  # this folder's: the progress line and the Monitor's games, as zoo_ab counts them
+from zoo_ab import BUCKET, StopAt, games, per_bucket  # this folder's: as zoo_ab counts the Monitor's games
 
 from sb3_dqn_atari.agent.dqn import NatureDQN
 from sb3_dqn_atari.agent.hardware import detect
 from sb3_dqn_atari.agent.policies import CnnPolicy
-from sb3_dqn_atari.atari.wrappers import NatureAtariWrapper
 from sb3_dqn_atari.common.safe_yaml import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parents[1]
 YML = ROOT / "hyperparams" / "dqn_dopamine.yml"
 #: yml keys that are not NatureDQN arguments (the env is built here)
 NOT_MODEL_KEYS = {"env_wrapper", "frame_stack", "n_timesteps", "policy"}
-BUCKET = 250_000
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -114,25 +113,26 @@ def build(env_id: str, seed: int, out: Path) -> NatureDQN:
     gym.register_envs(ale_py)
     config = read_yaml_mapping(YML)
     hyperparams = dict(config.get(env_id, config["atari"]))
-    [wrapper] = hyperparams["env_wrapper"]
-    [(name, wrapper_kwargs)] = wrapper.items()
-    if name != "sb3_dqn_atari.zoo.NatureAtariWrapper":
-        raise SystemExit(f"{YML.name}: expected NatureAtariWrapper, found {name}")
-    env = make_vec_env(
-        env_id, n_envs=1, seed=seed, wrapper_class=NatureAtariWrapper, wrapper_kwargs=wrapper_kwargs,
-        monitor_dir=str(out),
-    )  # fmt: skip
+    env = make_vec_env(env_id, n_envs=1, seed=seed, wrapper_class=get_wrapper_class(hyperparams), monitor_dir=str(out))
     env = VecFrameStack(env, n_stack=int(hyperparams["frame_stack"]))
     kwargs = {k: v for k, v in hyperparams.items() if k not in NOT_MODEL_KEYS}
     return NatureDQN(DopamineCnnPolicy, env, seed=seed, verbose=0, **kwargs)
 
 
-def table(played: list[tuple[int, float]], limit: int) -> str:
-    lines = ["| agent steps | NatureDQN, dqn_dopamine.yml, Dopamine's network |", "|---|---|"]
-    for lo in range(0, limit, BUCKET):
-        scores = [r for s, r in played if lo <= s < lo + BUCKET]
-        if scores:
-            lines.append(f"| {lo:,}–{lo + BUCKET:,} | {np.mean(scores):.2f} ({len(scores)} games) |")
+def table(out: Path, compare: Path | None) -> str:
+    """Training games per ``BUCKET`` agent steps of the run in ``out`` and, with ``compare``, of that run up to the
+    same step (the last row ends at ``out``'s last game)."""
+    played = games(out)
+    end = played[-1][0] + 1 if played else 0
+    runs = [per_bucket(played, end)]
+    header = "| agent steps | dqn_dopamine.yml, Dopamine's network |"
+    if compare is not None:
+        runs.append(per_bucket([(s, r) for s, r in games(compare) if s < end], end))
+        header += f" {compare.name}: the paper's network |"
+    lines = [header, "|---" * (len(runs) + 1) + "|"]
+    for lo in sorted(runs[0]):
+        cells = [f"{run[lo][0]:.2f} ({run[lo][1]:,} games)" if lo in run else "-" for run in runs]
+        lines.append(f"| {lo:,}–{min(lo + BUCKET, end - 1):,} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -143,9 +143,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True, help="folder for the run's Monitor file")
     parser.add_argument("--report-only", action="store_true", help="print the table of a finished run")
+    parser.add_argument("--compare", type=Path, help="run folder of dqn_dopamine.yml with the paper's network")
     args = parser.parse_args()
     if args.report_only and not (args.out / "0.monitor.csv").is_file():
         raise SystemExit(f"{args.out} has no 0.monitor.csv: run without --report-only first")
+    if args.compare is not None and not any(args.compare.glob("*.monitor.csv")):
+        raise SystemExit(f"--compare {args.compare}: no Monitor file there (give the run folder)")
     if not args.report_only:
         if (args.out / "0.monitor.csv").exists():
             raise SystemExit(f"{args.out} already holds a run: choose another --out, or --report-only")
@@ -157,7 +160,7 @@ def main() -> None:
             flush=True,
         )
         model.learn(args.steps, callback=StopAt(args.steps, args.out))
-    print(table(games(args.out), args.steps))
+    print(table(args.out, args.compare))
 
 
 if __name__ == "__main__":
